@@ -1,0 +1,338 @@
+#include "client/action_queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "log/log.h"
+#include "process/subprocess.h"
+
+namespace omd {
+namespace {
+
+// Per stream, in the .out file: enough to diagnose, small enough to keep.
+constexpr size_t kMaxRecordedOutputBytes = 256 * 1024;
+
+std::string ErrorText(int error_number) {
+  char buffer[256];
+  // The GNU strerror_r returns the message, in buffer or in static storage.
+  return strerror_r(error_number, buffer, sizeof(buffer));
+}
+
+absl::Status ErrnoStatus(absl::string_view what, absl::string_view path,
+                         int error_number) {
+  return absl::InternalError(
+      absl::StrFormat("%s %s: %s", what, path, ErrorText(error_number)));
+}
+
+struct QueueDirectories {
+  std::string queue, running, done, failed;
+};
+
+QueueDirectories DirectoriesUnder(const std::string& root) {
+  std::string actions = absl::StrCat(root, "/var/actions");
+  return {absl::StrCat(actions, "/queue"), absl::StrCat(actions, "/running"),
+          absl::StrCat(actions, "/done"), absl::StrCat(actions, "/failed")};
+}
+
+// mkdir -p.
+absl::Status MakeDirectories(const std::string& path) {
+  for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
+    std::string prefix = path.substr(0, slash);
+    if (!prefix.empty() && mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) {
+      return ErrnoStatus("cannot create directory", prefix, errno);
+    }
+    if (slash == std::string::npos) break;
+  }
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) {
+    return ErrnoStatus("cannot create directory", path, errno);
+  }
+  if (!S_ISDIR(info.st_mode)) {
+    return absl::InternalError(absl::StrFormat("%s is not a directory", path));
+  }
+  return absl::OkStatus();
+}
+
+// The names of the queued files, sorted. Hidden files (being written, by
+// convention) and subdirectories are not actions.
+absl::StatusOr<std::vector<std::string>> ListQueue(const std::string& queue) {
+  DIR* dir = opendir(queue.c_str());
+  if (dir == nullptr) return ErrnoStatus("cannot list", queue, errno);
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* entry = readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name.empty() || name[0] == '.') continue;
+    bool is_directory = entry->d_type == DT_DIR;
+    if (entry->d_type == DT_UNKNOWN) {
+      struct stat info;
+      std::string path = absl::StrCat(queue, "/", name);
+      is_directory = lstat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+    }
+    if (!is_directory) names.push_back(std::move(name));
+  }
+  int read_error = errno;
+  closedir(dir);
+  if (read_error != 0) return ErrnoStatus("cannot list", queue, read_error);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+absl::StatusOr<std::string> ReadCappedFile(const std::string& path) {
+  // O_NOFOLLOW: a queued symlink must not make us read (and echo into .out)
+  // some other file. O_NONBLOCK: a queued FIFO must not hang the queue.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      return absl::InvalidArgumentError("not a regular file (a symbolic link)");
+    }
+    return ErrnoStatus("cannot open", path, errno);
+  }
+  struct stat info;
+  if (fstat(fd, &info) != 0) {
+    int error_number = errno;
+    close(fd);
+    return ErrnoStatus("cannot stat", path, error_number);
+  }
+  if (!S_ISREG(info.st_mode)) {
+    close(fd);
+    return absl::InvalidArgumentError("not a regular file");
+  }
+  std::string contents;
+  char buffer[16 * 1024];
+  // Reads one byte past the cap, whatever the size said, in case it grew.
+  while (contents.size() <= kMaxActionFileBytes) {
+    ssize_t count = read(fd, buffer, sizeof(buffer));
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) {
+      int error_number = errno;
+      close(fd);
+      return ErrnoStatus("cannot read", path, error_number);
+    }
+    if (count == 0) break;
+    contents.append(buffer, static_cast<size_t>(count));
+  }
+  close(fd);
+  if (contents.size() > kMaxActionFileBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("file is over %d bytes", kMaxActionFileBytes));
+  }
+  return contents;
+}
+
+// The om arguments in a queued file; INVALID_ARGUMENT when it is no action.
+absl::StatusOr<std::vector<std::string>> ParseAction(const std::string& json) {
+  // The parser also takes the object form {"values": [...]} of a ListValue;
+  // an action is a JSON array and nothing else.
+  if (!absl::StartsWith(absl::StripLeadingAsciiWhitespace(json), "[")) {
+    return absl::InvalidArgumentError("not a JSON list");
+  }
+  google::protobuf::ListValue list;
+  auto parse_status = google::protobuf::util::JsonStringToMessage(json, &list);
+  if (!parse_status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a JSON list: ", parse_status.message().as_string()));
+  }
+  if (list.values_size() == 0) {
+    return absl::InvalidArgumentError("the argument list is empty");
+  }
+  if (static_cast<size_t>(list.values_size()) > kMaxActionArguments) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d arguments, more than %d", list.values_size(), kMaxActionArguments));
+  }
+  std::vector<std::string> arguments;
+  arguments.reserve(list.values_size());
+  for (int i = 0; i < list.values_size(); ++i) {
+    const google::protobuf::Value& value = list.values(i);
+    if (value.kind_case() != google::protobuf::Value::kStringValue) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("argument %d is not a string", i));
+    }
+    if (value.string_value().find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("argument %d contains a NUL byte", i));
+    }
+    arguments.push_back(value.string_value());
+  }
+  return arguments;
+}
+
+struct ActionOutcome {
+  bool succeeded = false;
+  std::string report;  // the contents of <name>.out
+  std::string summary;  // one line for the log; never the arguments
+};
+
+ActionOutcome ErrorOutcome(const absl::Status& status) {
+  return {false, absl::StrCat("error: ", status.ToString(), "\n"),
+          status.ToString()};
+}
+
+void AppendSection(absl::string_view title, absl::string_view text,
+                   std::string& report) {
+  absl::StrAppend(&report, "--- ", title, "\n", text);
+  if (!text.empty() && text.back() != '\n') report += '\n';
+}
+
+ActionOutcome RunClaimedAction(const std::string& path,
+                               const DequeueOptions& options) {
+  absl::StatusOr<std::string> contents = ReadCappedFile(path);
+  if (!contents.ok()) return ErrorOutcome(contents.status());
+  absl::StatusOr<std::vector<std::string>> arguments = ParseAction(*contents);
+  if (!arguments.ok()) return ErrorOutcome(arguments.status());
+
+  ProcessOptions process;
+  process.argv = options.om_argv_prefix;
+  process.argv.insert(process.argv.end(), arguments->begin(), arguments->end());
+  process.timeout = options.action_timeout;
+  process.max_output_bytes = kMaxRecordedOutputBytes;
+  absl::StatusOr<ProcessResult> result = RunProcess(process);
+  if (!result.ok()) return ErrorOutcome(result.status());
+
+  ActionOutcome outcome;
+  outcome.succeeded = result->exit_code == 0 && !result->timed_out;
+  std::string& report = outcome.report;
+  absl::StrAppend(&report, "exit_code: ", result->exit_code, "\n");
+  if (result->term_signal != 0) {
+    absl::StrAppend(&report, "term_signal: ", result->term_signal, " (",
+                    strsignal(result->term_signal), ")\n");
+  }
+  if (result->timed_out) {
+    absl::StrAppend(&report, "timed_out: after ",
+                    absl::FormatDuration(options.action_timeout), "\n");
+  }
+  if (result->output_truncated) {
+    absl::StrAppend(&report, "output_truncated: each stream kept to ",
+                    kMaxRecordedOutputBytes, " bytes\n");
+  }
+  AppendSection("stdout", result->stdout_text, report);
+  AppendSection("stderr", result->stderr_text, report);
+
+  if (result->timed_out) {
+    outcome.summary = absl::StrCat("timed out after ",
+                                   absl::FormatDuration(options.action_timeout));
+  } else if (result->term_signal != 0) {
+    outcome.summary = absl::StrCat("killed by signal ", result->term_signal);
+  } else {
+    outcome.summary = absl::StrCat("exit code ", result->exit_code);
+  }
+  return outcome;
+}
+
+// Written under a hidden name and renamed, so a reader never sees half of it.
+// 0600: the output of an om command may be sensitive.
+absl::Status WriteFileAtomically(const std::string& directory,
+                                 const std::string& name,
+                                 const std::string& contents) {
+  std::string path = absl::StrCat(directory, "/", name);
+  std::string temporary = absl::StrCat(directory, "/.", name, ".tmp");
+  int fd = open(temporary.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return ErrnoStatus("cannot create", temporary, errno);
+  size_t written = 0;
+  while (written < contents.size()) {
+    ssize_t count = write(fd, contents.data() + written, contents.size() - written);
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) {
+      int error_number = errno;
+      close(fd);
+      unlink(temporary.c_str());
+      return ErrnoStatus("cannot write", temporary, error_number);
+    }
+    written += static_cast<size_t>(count);
+  }
+  if (close(fd) != 0) {
+    int error_number = errno;
+    unlink(temporary.c_str());
+    return ErrnoStatus("cannot write", temporary, error_number);
+  }
+  if (rename(temporary.c_str(), path.c_str()) != 0) {
+    int error_number = errno;
+    unlink(temporary.c_str());
+    return ErrnoStatus("cannot rename to", path, error_number);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
+  if (options.root.empty()) {
+    return absl::InvalidArgumentError("the root directory is empty");
+  }
+  if (options.om_argv_prefix.empty()) {
+    return absl::InvalidArgumentError("om_argv_prefix is empty");
+  }
+  const QueueDirectories directories = DirectoriesUnder(options.root);
+  for (const std::string* directory :
+       {&directories.queue, &directories.running, &directories.done,
+        &directories.failed}) {
+    absl::Status status = MakeDirectories(*directory);
+    if (!status.ok()) return status;
+  }
+  absl::StatusOr<std::vector<std::string>> names = ListQueue(directories.queue);
+  if (!names.ok()) return names.status();
+
+  DequeueSummary summary;
+  for (const std::string& name : *names) {
+    std::string queued = absl::StrCat(directories.queue, "/", name);
+    std::string running = absl::StrCat(directories.running, "/", name);
+    if (rename(queued.c_str(), running.c_str()) != 0) {
+      if (errno == ENOENT) {
+        OMD_LOG(INFO, "action %s was taken by another dequeuer", name);
+        continue;
+      }
+      // Cannot be moved to failed/ either, most likely: leave it in place.
+      OMD_LOG(WARNING, "cannot claim action %s: %s", name, ErrorText(errno));
+      ++summary.failed;
+      summary.failed_names.push_back(name);
+      continue;
+    }
+
+    ActionOutcome outcome = RunClaimedAction(running, options);
+    const std::string& destination =
+        outcome.succeeded ? directories.done : directories.failed;
+    absl::Status written =
+        WriteFileAtomically(destination, absl::StrCat(name, ".out"), outcome.report);
+    if (!written.ok()) {
+      OMD_LOG(WARNING, "action %s: cannot record its output: %s", name,
+              written.ToString());
+    }
+    std::string finished = absl::StrCat(destination, "/", name);
+    if (rename(running.c_str(), finished.c_str()) != 0) {
+      OMD_LOG(WARNING, "action %s: cannot move it out of running/: %s", name,
+              ErrorText(errno));
+    }
+
+    if (outcome.succeeded) {
+      ++summary.done;
+      OMD_LOG(INFO, "action %s done", name);
+    } else {
+      ++summary.failed;
+      summary.failed_names.push_back(name);
+      OMD_LOG(WARNING, "action %s failed: %s", name, outcome.summary);
+    }
+  }
+  return summary;
+}
+
+}  // namespace omd

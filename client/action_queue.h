@@ -1,0 +1,56 @@
+// The logic of `om node dequeue actions`: runs the om commands queued as files.
+//
+// A queued action is a file in ROOT/var/actions/queue/ holding a JSON list of
+// strings, the arguments of one om command. DequeueActions runs the queued
+// files one at a time in file-name order, each as
+// `<om_argv_prefix...> <arguments...>` without a shell. A file is first claimed
+// by renaming it into running/, so two dequeuers never run the same action;
+// afterwards it moves to done/ (exit code 0) or failed/ (anything else,
+// including a file that is not a valid action), with `<name>.out` beside it
+// recording the exit code or error and the command's output.
+//
+//   omd::DequeueOptions options;
+//   options.root = "/var/lib/omd";
+//   options.om_argv_prefix = {"/usr/bin/om", "--root", options.root};
+//   absl::StatusOr<omd::DequeueSummary> summary = omd::DequeueActions(options);
+//   if (!summary.ok()) return summary.status();  // the queue itself is unusable
+//   if (summary->failed > 0) { ... summary->failed_names ... }
+#ifndef OMD_CLIENT_ACTION_QUEUE_H_
+#define OMD_CLIENT_ACTION_QUEUE_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace omd {
+
+// Limits on one queued file; a file over them goes to failed/ unrun.
+inline constexpr size_t kMaxActionFileBytes = 64 * 1024;
+inline constexpr size_t kMaxActionArguments = 256;
+
+struct DequeueOptions {
+  std::string root;                         // the daemon's root directory
+  std::vector<std::string> om_argv_prefix;  // e.g. {"/path/to/om", "--root", root}
+  absl::Duration action_timeout = absl::Minutes(10);
+};
+
+struct DequeueSummary {
+  int done = 0;
+  int failed = 0;
+  std::vector<std::string> failed_names;  // queue file names, in run order
+};
+
+// Runs every action queued when it is called (a file queued meanwhile may or
+// may not be picked up; the next call gets it). A file taken by another
+// dequeuer between listing and claiming is skipped and counted nowhere.
+// Errors: INVALID_ARGUMENT for an empty root or om_argv_prefix; INTERNAL when
+// the queue directories cannot be created or listed. A failing action is not
+// an error: it is counted in the summary.
+absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options);
+
+}  // namespace omd
+
+#endif  // OMD_CLIENT_ACTION_QUEUE_H_

@@ -1,0 +1,79 @@
+// A client of the omd.v1.Agent service: seals each request, calls it with a
+// deadline, and authenticates the reply (sealed by a cluster member, answering
+// this very request).
+//
+//   AgentClient::Options options;
+//   options.target = "127.0.0.1:1214";
+//   options.envelope = config::EnvelopeOptionsFor(node_config);
+//   options.reply_senders = {"node1", "node2"};
+//   auto client = AgentClient::Create(std::move(options)).value();
+//   absl::StatusOr<v1::BlacklistStatusReply> reply =
+//       client->Call<v1::BlacklistStatusReply>("BlacklistStatus",
+//                                              v1::BlacklistStatusRequest());
+//
+// One salt per client: the server derives its key once for the whole connection.
+#ifndef OMD_CLIENT_AGENT_CLIENT_H_
+#define OMD_CLIENT_AGENT_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "crypto/envelope.h"
+#include "google/protobuf/message.h"
+
+namespace omd::client {
+
+class AgentClient {
+ public:
+  struct Options {
+    std::string target;  // "host:port"; ignored when `channel` is set
+    std::shared_ptr<grpc::Channel> channel;
+    crypto::EnvelopeOptions envelope;  // this node, its cluster and secrets
+    // Node names whose sealed replies are accepted: the cluster's members.
+    absl::flat_hash_set<std::string> reply_senders;
+    absl::Duration timeout = absl::Seconds(15);  // deadline of every unary call
+  };
+
+  static absl::StatusOr<std::unique_ptr<AgentClient>> Create(Options options);
+
+  // Calls omd.v1.Agent/`method_name`, whose `carries` option must name the types of
+  // `request` and Reply.
+  template <typename Reply>
+  absl::StatusOr<Reply> Call(absl::string_view method_name,
+                             const google::protobuf::Message& request) {
+    absl::StatusOr<std::string> payload =
+        CallRaw(method_name, request, Reply::descriptor()->full_name());
+    if (!payload.ok()) return payload.status();
+    Reply reply;
+    if (!reply.ParseFromString(*payload)) {
+      return absl::DataLossError(absl::StrCat("reply of ", method_name, " is not a ",
+                                              Reply::descriptor()->full_name()));
+    }
+    return reply;
+  }
+
+  const std::string& salt() const { return salt_; }
+
+ private:
+  explicit AgentClient(Options options);
+
+  absl::StatusOr<std::string> CallRaw(absl::string_view method_name,
+                                      const google::protobuf::Message& request,
+                                      absl::string_view reply_type);
+
+  const Options options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  crypto::EnvelopeCodec codec_;
+  const std::string salt_;
+};
+
+}  // namespace omd::client
+
+#endif  // OMD_CLIENT_AGENT_CLIENT_H_

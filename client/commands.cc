@@ -1,0 +1,194 @@
+#include "client/commands.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "client/action_queue.h"
+#include "client/agent_client.h"
+#include "config/atomic_file.h"
+#include "config/envelope_options.h"
+#include "config/node_config.h"
+#include "proto/omd.pb.h"
+
+namespace omd::client {
+namespace {
+
+// Where to reach the daemon of `config`: --server, else node.conf's listener, with
+// a wildcard address replaced by loopback and port 0 resolved from the address
+// the daemon recorded when it bound.
+absl::StatusOr<std::string> DaemonTarget(const CommandContext& context,
+                                         const config::NodeConfig& config) {
+  if (!context.server.empty()) return context.server;
+  if (config.listener_port == 0) {
+    absl::StatusOr<std::string> recorded =
+        config::ReadFileToString(config::ListenerAddressPath(context.root), 4096);
+    if (!recorded.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "node.conf sets [listener] port = 0 and the daemon has not recorded its "
+          "address: is omd running? (", recorded.status().message(), ")"));
+    }
+    return std::string(absl::StripAsciiWhitespace(*recorded));
+  }
+  std::string host = config.listener_addr;
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  return absl::StrContains(host, ':') ? absl::StrCat("[", host, "]:", config.listener_port)
+                                      : absl::StrCat(host, ":", config.listener_port);
+}
+
+absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContext& context) {
+  absl::StatusOr<config::NodeConfig> config = config::LoadNodeConfig(context.root);
+  if (!config.ok()) return config.status();
+  AgentClient::Options options;
+  absl::StatusOr<std::string> target = DaemonTarget(context, *config);
+  if (!target.ok()) return target.status();
+  options.target = *target;
+  options.envelope = config::EnvelopeOptionsFor(*config);
+  options.reply_senders.insert(config->cluster_nodes.begin(), config->cluster_nodes.end());
+  options.timeout = context.timeout;
+  return AgentClient::Create(std::move(options));
+}
+
+template <typename Reply, typename Request>
+absl::StatusOr<Reply> CallDaemon(const CommandContext& context, absl::string_view method,
+                                 const Request& request) {
+  absl::StatusOr<std::unique_ptr<AgentClient>> client = ConnectToDaemon(context);
+  if (!client.ok()) return client.status();
+  return (*client)->template Call<Reply>(method, request);
+}
+
+CommandResult BlacklistStatus(const CommandContext& context) {
+  CommandResult result;
+  absl::StatusOr<v1::BlacklistStatusReply> reply =
+      CallDaemon<v1::BlacklistStatusReply>(context, "BlacklistStatus",
+                                           v1::BlacklistStatusRequest());
+  if (!reply.ok()) {
+    result.status = reply.status();
+    return result;
+  }
+  // As in the spec, {"<sender>": <count>}; a sender is a name at an address, since
+  // the same name from another address is counted apart (server/blacklist.h).
+  auto& counts = *result.data.mutable_struct_value()->mutable_fields();
+  if (reply->entries().empty()) result.text = "No sender has sent invalid messages.\n";
+  else result.text = absl::StrFormat("%-24s %-40s %8s  %s\n", "NODE", "ADDRESS", "INVALID", "STATE");
+  for (const v1::BlacklistEntry& entry : reply->entries()) {
+    counts[absl::StrCat(entry.nodename(), "@", entry.address())].set_number_value(
+        entry.invalid_messages());
+    absl::StrAppendFormat(&result.text, "%-24s %-40s %8d  %s\n", entry.nodename(),
+                          entry.address(), entry.invalid_messages(),
+                          entry.blocked() ? "blacklisted" : "counting");
+  }
+  return result;
+}
+
+CommandResult BlacklistClear(const CommandContext& context) {
+  CommandResult result;
+  absl::StatusOr<v1::BlacklistClearReply> reply = CallDaemon<v1::BlacklistClearReply>(
+      context, "BlacklistClear", v1::BlacklistClearRequest());
+  if (!reply.ok()) {
+    result.status = reply.status();
+    return result;
+  }
+  (*result.data.mutable_struct_value()->mutable_fields())["cleared"].set_number_value(
+      reply->cleared());
+  result.text = absl::StrCat("Blacklist cleared (", reply->cleared(), " senders).\n");
+  return result;
+}
+
+CommandResult EmptyPacket(const CommandContext& context) {
+  CommandResult result;
+  absl::StatusOr<v1::EmptyPacketReply> reply = CallDaemon<v1::EmptyPacketReply>(
+      context, "EmptyPacket", v1::EmptyPacketRequest());
+  result.status = reply.status();
+  if (reply.ok()) result.text = "The daemon will dequeue its queued actions.\n";
+  return result;
+}
+
+CommandResult DequeueActionsCommand(const CommandContext& context) {
+  CommandResult result;
+  DequeueOptions options;
+  options.root = context.root;
+  options.om_argv_prefix = {context.om_binary, "--root", context.root};
+  absl::StatusOr<DequeueSummary> summary = DequeueActions(options);
+  if (!summary.ok()) {
+    result.status = summary.status();
+    return result;
+  }
+  auto& fields = *result.data.mutable_struct_value()->mutable_fields();
+  fields["done"].set_number_value(summary->done);
+  fields["failed"].set_number_value(summary->failed);
+  auto& failed_names = *fields["failed_names"].mutable_list_value();
+  for (const std::string& name : summary->failed_names) {
+    failed_names.add_values()->set_string_value(name);
+  }
+  result.text = absl::StrCat(summary->done, " done, ", summary->failed, " failed",
+                             summary->failed_names.empty() ? "" : ": ",
+                             absl::StrJoin(summary->failed_names, ", "), "\n");
+  return result;
+}
+
+// Commands that take no arguments beyond their words.
+Command Simple(std::vector<std::string> words, std::string summary,
+               CommandResult (*run)(const CommandContext&)) {
+  return Command{
+      std::move(words), std::move(summary),
+      [run](const CommandContext& context, absl::Span<const std::string> arguments) {
+        if (!arguments.empty()) {
+          CommandResult result;
+          result.status = absl::InvalidArgumentError(
+              absl::StrCat("unexpected argument \"", arguments.front(), "\""));
+          return result;
+        }
+        return run(context);
+      }};
+}
+
+}  // namespace
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command>* const commands = new std::vector<Command>{
+      Simple({"daemon", "blacklist", "status"},
+             "Counts of consecutive invalid messages, by sender (name@address).",
+             BlacklistStatus),
+      Simple({"daemon", "blacklist", "clear"}, "Forget every count: unblock all senders.",
+             BlacklistClear),
+      Simple({"daemon", "empty-packet"},
+             "Send the authenticated empty packet: the daemon runs "
+             "`om node dequeue actions`.",
+             EmptyPacket),
+      Simple({"node", "dequeue", "actions"},
+             "Run the om commands queued in ROOT/var/actions/queue/, in name order.",
+             DequeueActionsCommand),
+  };
+  return *commands;
+}
+
+const Command* FindCommand(absl::Span<const std::string> argv,
+                           std::vector<std::string>* arguments) {
+  for (const Command& command : Commands()) {
+    if (argv.size() >= command.words.size() &&
+        std::equal(command.words.begin(), command.words.end(), argv.begin())) {
+      arguments->assign(argv.begin() + command.words.size(), argv.end());
+      return &command;
+    }
+  }
+  return nullptr;
+}
+
+std::string CommandList() {
+  std::string list;
+  for (const Command& command : Commands()) {
+    absl::StrAppendFormat(&list, "  om %-26s %s\n", absl::StrJoin(command.words, " "),
+                          command.summary);
+  }
+  return list;
+}
+
+}  // namespace omd::client

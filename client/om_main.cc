@@ -1,0 +1,81 @@
+// om: the omd command line. Talks to the daemon that ROOT/etc/node.conf describes,
+// as the node that file names, with that file's secret.
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/commands.h"
+#include "client/output.h"
+
+ABSL_FLAG(std::string, root, "./var/omd", "The node's root directory: ROOT/etc/node.conf.");
+ABSL_FLAG(std::string, server, "",
+          "Daemon address, host:port, instead of node.conf's [listener] addr and port.");
+ABSL_FLAG(std::string, output, "human",
+          "human, or json: one document {\"status\": N, \"data\": ..., \"info\": [...], "
+          "\"error\": [...]}.");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(15),
+          "Deadline of each call to the daemon.");
+
+namespace {
+
+std::string ThisBinary(const char* argv0) {
+  char self[PATH_MAX];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  return length > 0 ? std::string(self, static_cast<size_t>(length)) : argv0;
+}
+
+int Run(const std::vector<std::string>& argv, const char* argv0) {
+  omd::client::CommandResult result;
+  const std::string output = absl::GetFlag(FLAGS_output);
+  if (output != "human" && output != "json") {
+    result.status = absl::InvalidArgumentError(
+        absl::StrCat("--output must be human or json, not \"", output, "\""));
+  } else if (absl::GetFlag(FLAGS_timeout) <= absl::ZeroDuration()) {
+    result.status = absl::InvalidArgumentError("--timeout must be positive");
+  } else {
+    std::vector<std::string> arguments;
+    const omd::client::Command* command = omd::client::FindCommand(argv, &arguments);
+    if (command == nullptr) {
+      result.status = absl::InvalidArgumentError(absl::StrCat(
+          argv.empty() ? "no command given"
+                       : absl::StrCat("unknown command \"", absl::StrJoin(argv, " "), "\""),
+          "; commands:\n", omd::client::CommandList()));
+    } else {
+      omd::client::CommandContext context;
+      context.root = absl::GetFlag(FLAGS_root);
+      context.server = absl::GetFlag(FLAGS_server);
+      context.timeout = absl::GetFlag(FLAGS_timeout);
+      context.om_binary = ThisBinary(argv0);
+      result = command->run(context, arguments);
+    }
+  }
+  if (output == "json") {
+    std::fputs(omd::client::RenderJsonDocument(result).c_str(), stdout);
+  } else if (result.status.ok()) {
+    std::fputs(result.text.c_str(), stdout);
+  } else {
+    std::fprintf(stderr, "om: %s\n", result.status.ToString().c_str());
+  }
+  return omd::client::StatusNumber(result.status);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(absl::StrCat(
+      "The omd command line.\n\nUsage: om [--root DIR] [--server HOST:PORT] "
+      "[--output human|json] <command...>\n\nCommands:\n",
+      omd::client::CommandList(),
+      "\nExit status: 0 on success, else the gRPC status code (e.g. 16 "
+      "UNAUTHENTICATED, 7 PERMISSION_DENIED, 14 UNAVAILABLE)."));
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  return Run(std::vector<std::string>(positional.begin() + 1, positional.end()), argv[0]);
+}

@@ -1,0 +1,83 @@
+#include "client/output.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace omd::client {
+namespace {
+
+std::string RenderScalar(const google::protobuf::Value& value) {
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(value, &json).ok()) return "null";
+  return json;
+}
+
+void Render(const google::protobuf::Value& value, std::string& out) {
+  switch (value.kind_case()) {
+    case google::protobuf::Value::kStructValue: {
+      std::vector<const std::string*> keys;
+      for (const auto& [key, unused] : value.struct_value().fields()) keys.push_back(&key);
+      std::sort(keys.begin(), keys.end(),
+                [](const std::string* a, const std::string* b) { return *a < *b; });
+      out += "{";
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (i > 0) out += ", ";
+        google::protobuf::Value key;
+        key.set_string_value(*keys[i]);
+        absl::StrAppend(&out, RenderScalar(key), ": ");
+        Render(value.struct_value().fields().at(*keys[i]), out);
+      }
+      out += "}";
+      return;
+    }
+    case google::protobuf::Value::kListValue: {
+      out += "[";
+      for (int i = 0; i < value.list_value().values_size(); ++i) {
+        if (i > 0) out += ", ";
+        Render(value.list_value().values(i), out);
+      }
+      out += "]";
+      return;
+    }
+    case google::protobuf::Value::KIND_NOT_SET:
+      out += "null";
+      return;
+    default:
+      out += RenderScalar(value);
+  }
+}
+
+google::protobuf::Value StringList(const std::vector<std::string>& items) {
+  google::protobuf::Value list;
+  for (const std::string& item : items) {
+    list.mutable_list_value()->add_values()->set_string_value(item);
+  }
+  return list;
+}
+
+}  // namespace
+
+std::string RenderJson(const google::protobuf::Value& value) {
+  std::string out;
+  Render(value, out);
+  return out;
+}
+
+int StatusNumber(const absl::Status& status) { return static_cast<int>(status.code()); }
+
+std::string RenderJsonDocument(const CommandResult& result) {
+  google::protobuf::Value document;
+  auto& fields = *document.mutable_struct_value()->mutable_fields();
+  fields["status"].set_number_value(StatusNumber(result.status));
+  if (result.data.kind_case() != google::protobuf::Value::KIND_NOT_SET) {
+    fields["data"] = result.data;
+  }
+  if (!result.info.empty()) fields["info"] = StringList(result.info);
+  if (!result.status.ok()) fields["error"] = StringList({result.status.ToString()});
+  return RenderJson(document) + "\n";
+}
+
+}  // namespace omd::client

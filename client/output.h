@@ -1,0 +1,37 @@
+// What om prints: one JSON document, {"status": <int>, "data": ..., "info": [...],
+// "error": [...]}, or text for humans.
+//
+// The JSON looks like the examples of OpenSVC's documentation, `{"data": {},
+// "status": 0}`: keys sorted, ", " and ": " separators, on one line. Scalars are
+// written by protobuf's JSON printer; only the layout is done here, because that
+// printer has no sorted-keys option.
+#ifndef OMD_CLIENT_OUTPUT_H_
+#define OMD_CLIENT_OUTPUT_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "google/protobuf/struct.pb.h"
+
+namespace omd::client {
+
+// The outcome of one om command.
+struct CommandResult {
+  absl::Status status;
+  google::protobuf::Value data;    // left out of the JSON when unset
+  std::vector<std::string> info;
+  std::string text;                // what a human reads on success
+};
+
+std::string RenderJson(const google::protobuf::Value& value);
+
+// The whole JSON document of a result, ending with a newline.
+std::string RenderJsonDocument(const CommandResult& result);
+
+// The status om exits with and reports: the canonical code, 0 on success.
+int StatusNumber(const absl::Status& status);
+
+}  // namespace omd::client
+
+#endif  // OMD_CLIENT_OUTPUT_H_

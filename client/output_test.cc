@@ -1,0 +1,46 @@
+#include "client/output.h"
+
+#include "gtest/gtest.h"
+
+namespace omd::client {
+namespace {
+
+TEST(OutputTest, EmptyDataLooksLikeTheSpec) {
+  CommandResult result;
+  result.data.mutable_struct_value();
+  EXPECT_EQ(RenderJsonDocument(result), "{\"data\": {}, \"status\": 0}\n");
+}
+
+TEST(OutputTest, KeysAreSortedAndNumbersIntegral) {
+  CommandResult result;
+  auto& fields = *result.data.mutable_struct_value()->mutable_fields();
+  fields["node2@127.0.0.3"].set_number_value(5);
+  fields["node1@127.0.0.2"].set_number_value(1);
+  result.info = {"two senders"};
+  EXPECT_EQ(RenderJsonDocument(result),
+            "{\"data\": {\"node1@127.0.0.2\": 1, \"node2@127.0.0.3\": 5}, "
+            "\"info\": [\"two senders\"], \"status\": 0}\n");
+}
+
+TEST(OutputTest, ErrorsCarryTheCodeAndMessage) {
+  CommandResult result;
+  result.status = absl::UnauthenticatedError("message authentication failed");
+  EXPECT_EQ(RenderJsonDocument(result),
+            "{\"error\": [\"UNAUTHENTICATED: message authentication failed\"], "
+            "\"status\": 16}\n");
+  EXPECT_EQ(StatusNumber(result.status), 16);
+}
+
+TEST(OutputTest, StringsAreEscaped) {
+  google::protobuf::Value value;
+  value.set_string_value("quote \" backslash \\ newline \n");
+  EXPECT_EQ(RenderJson(value), "\"quote \\\" backslash \\\\ newline \\n\"");
+  google::protobuf::Value list;
+  list.mutable_list_value()->add_values()->set_bool_value(true);
+  list.mutable_list_value()->add_values()->set_null_value(google::protobuf::NULL_VALUE);
+  list.mutable_list_value()->add_values()->set_number_value(1.5);
+  EXPECT_EQ(RenderJson(list), "[true, null, 1.5]");
+}
+
+}  // namespace
+}  // namespace omd::client

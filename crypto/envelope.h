@@ -1,0 +1,141 @@
+// The envelope: how every omd request and reply is sealed (docs/PROTOCOL.md).
+//
+// An Envelope carries the cluster name, sender node name, salt and key generation
+// in clear; its ciphertext is AES-256-GCM over a `Sealed` message, with a key
+// derived by HKDF-SHA256 from the cluster secret of that generation and the salt.
+// The associated data binds the direction, the full RPC method name and every clear
+// field, so an envelope can be neither re-labelled nor replayed against another
+// method or in the other direction.
+//
+//   EnvelopeCodec codec(options);                       // one per process
+//   std::string salt = EnvelopeCodec::NewSalt();        // e.g. one per connection
+//   Envelope request = codec.Seal(Direction::kRequest, method, salt, payload).value();
+//   OpenedEnvelope opened = codec.Open(Direction::kRequest, method, request).value();
+//   Envelope reply = codec.SealReply(method, opened, reply_payload).value();
+//
+// Open checks the tag and the send-time window; replay of a request id within the
+// window is the receiver's business (crypto/replay_guard.h), and so is matching a
+// reply's `in_reply_to` (client/agent_client.h).
+#ifndef OMD_CRYPTO_ENVELOPE_H_
+#define OMD_CRYPTO_ENVELOPE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "crypto/aead.h"
+#include "proto/omd.pb.h"
+
+namespace omd::crypto {
+
+inline constexpr size_t kSaltBytes = 16;
+inline constexpr size_t kRequestIdBytes = 16;
+
+// Which way a message travels; part of the associated data.
+enum class Direction : uint8_t { kRequest = 1, kReply = 2 };
+
+// A cluster secret and the generation that names it on the wire.
+struct ClusterSecret {
+  uint32_t generation = 1;
+  std::string secret;
+};
+
+struct EnvelopeOptions {
+  std::string cluster;   // this node's cluster; envelopes of another are refused
+  std::string nodename;  // this node: the sender of everything it seals
+  // The first seals; all of them open (the others during a key rotation).
+  std::vector<ClusterSecret> secrets;
+  // Accepted difference between a message's send time and this node's clock.
+  absl::Duration clock_skew = absl::Seconds(60);
+  // Derived keys kept, by (generation, salt).
+  size_t key_cache_capacity = 4096;
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Benchmarks only: the ciphertext field carries the Sealed message in clear, so
+  // the cost of the cryptography can be measured. Nothing else ever sets this.
+  bool unencrypted_for_benchmark = false;
+};
+
+// What Open found inside an authentic envelope.
+struct OpenedEnvelope {
+  std::string nodename;  // the sender, now authenticated
+  std::string salt;
+  uint32_t key_generation = 0;
+  std::string request_id;
+  std::string in_reply_to;
+  absl::Time sent_at;
+  std::string payload;
+};
+
+// Everything a seal uses, for test vectors: Seal chooses nonce, id and time itself.
+struct SealInputs {
+  Direction direction = Direction::kRequest;
+  std::string method;
+  std::string salt;
+  uint32_t key_generation = 0;
+  std::string nonce;
+  std::string request_id;
+  std::string in_reply_to;
+  int64_t sent_at_unix_ms = 0;
+  std::string payload;
+};
+
+class EnvelopeCodec {
+ public:
+  explicit EnvelopeCodec(EnvelopeOptions options);
+
+  EnvelopeCodec(const EnvelopeCodec&) = delete;
+  EnvelopeCodec& operator=(const EnvelopeCodec&) = delete;
+
+  // A fresh random salt.
+  static std::string NewSalt();
+
+  // Seals a message from this node with the current secret, a random nonce and
+  // request id, and the current time. The request id is stored in `request_id`
+  // when given, to match the reply's `in_reply_to`.
+  absl::StatusOr<v1::Envelope> Seal(Direction direction, absl::string_view method,
+                                    absl::string_view salt, absl::string_view payload,
+                                    std::string* request_id = nullptr) const;
+
+  // Seals the reply to `request` with the request's salt and key generation, so the
+  // derived key is already cached.
+  absl::StatusOr<v1::Envelope> SealReply(absl::string_view method,
+                                         const OpenedEnvelope& request,
+                                         absl::string_view payload) const;
+
+  absl::StatusOr<v1::Envelope> SealWith(const SealInputs& inputs) const;
+
+  // UNAUTHENTICATED, with the reason, for anything but an authentic envelope of
+  // this cluster sent within the clock-skew window.
+  absl::StatusOr<OpenedEnvelope> Open(Direction direction, absl::string_view method,
+                                      const v1::Envelope& envelope) const;
+
+  absl::Time Now() const { return options_.clock(); }
+  absl::Duration clock_skew() const { return options_.clock_skew; }
+  const std::string& cluster() const { return options_.cluster; }
+  const std::string& nodename() const { return options_.nodename; }
+
+  // The associated data of an envelope: see docs/PROTOCOL.md.
+  static std::string AssociatedData(Direction direction, absl::string_view method,
+                                    const v1::Envelope& envelope);
+
+ private:
+  // The key for (generation, salt), derived once and cached.
+  absl::StatusOr<AeadKey> Key(uint32_t generation, absl::string_view salt) const;
+
+  const EnvelopeOptions options_;
+  mutable absl::Mutex key_cache_mutex_;
+  mutable absl::flat_hash_map<std::string, AeadKey> key_cache_
+      ABSL_GUARDED_BY(key_cache_mutex_);
+};
+
+}  // namespace omd::crypto
+
+#endif  // OMD_CRYPTO_ENVELOPE_H_

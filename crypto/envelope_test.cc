@@ -1,0 +1,183 @@
+#include "crypto/envelope.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace omd::crypto {
+namespace {
+
+constexpr absl::string_view kMethod = "/omd.v1.Agent/BlacklistStatus";
+const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
+
+EnvelopeOptions Options(absl::string_view nodename, absl::string_view secret = "s3cret-s3cret-s3cret") {
+  EnvelopeOptions options;
+  options.cluster = "prod";
+  options.nodename = std::string(nodename);
+  options.secrets = {{1, std::string(secret)}};
+  options.clock = [] { return kNow; };
+  return options;
+}
+
+class EnvelopeTest : public ::testing::Test {
+ protected:
+  EnvelopeCodec node1_{Options("node1")};
+  EnvelopeCodec node2_{Options("node2")};
+  const std::string salt_ = EnvelopeCodec::NewSalt();
+};
+
+TEST_F(EnvelopeTest, RequestAndReplyRoundTrip) {
+  v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, salt_, "ping").value();
+  EXPECT_EQ(request.cluster(), "prod");
+  EXPECT_EQ(request.nodename(), "node1");
+  EXPECT_EQ(request.key_generation(), 1u);
+  EXPECT_EQ(request.ciphertext().find("ping"), std::string::npos);
+
+  absl::StatusOr<OpenedEnvelope> opened = node2_.Open(Direction::kRequest, kMethod, request);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->nodename, "node1");
+  EXPECT_EQ(opened->payload, "ping");
+  EXPECT_EQ(opened->request_id.size(), kRequestIdBytes);
+  EXPECT_EQ(opened->sent_at, kNow);
+
+  v1::Envelope reply = node2_.SealReply(kMethod, *opened, "pong").value();
+  EXPECT_EQ(reply.nodename(), "node2");
+  EXPECT_EQ(reply.salt(), salt_);
+  absl::StatusOr<OpenedEnvelope> answer = node1_.Open(Direction::kReply, kMethod, reply);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->payload, "pong");
+  EXPECT_EQ(answer->in_reply_to, opened->request_id);
+}
+
+TEST_F(EnvelopeTest, EachSealUsesAFreshNonceAndRequestId) {
+  v1::Envelope a = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  v1::Envelope b = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  EXPECT_NE(a.nonce(), b.nonce());
+  EXPECT_NE(a.ciphertext(), b.ciphertext());
+}
+
+TEST_F(EnvelopeTest, WrongSecretIsUnauthenticated) {
+  EnvelopeCodec impostor(Options("node1", "another-secret-entirely"));
+  v1::Envelope request = impostor.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  absl::StatusOr<OpenedEnvelope> opened = node2_.Open(Direction::kRequest, kMethod, request);
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(opened.status().message(), "message authentication failed");
+}
+
+// Every clear field is bound by the associated data, every ciphertext byte by the tag.
+TEST_F(EnvelopeTest, AnyChangedFieldOrByteIsRefused) {
+  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  auto expect_refused = [&](const v1::Envelope& tampered, const std::string& what) {
+    EXPECT_EQ(node2_.Open(Direction::kRequest, kMethod, tampered).status().code(),
+              absl::StatusCode::kUnauthenticated)
+        << what;
+  };
+  v1::Envelope tampered = request;
+  tampered.set_nodename("node3");
+  expect_refused(tampered, "nodename");
+  tampered = request;
+  tampered.set_cluster("other");
+  expect_refused(tampered, "cluster");
+  tampered = request;
+  tampered.set_key_generation(2);
+  expect_refused(tampered, "key generation");
+  for (size_t i = 0; i < request.salt().size(); ++i) {
+    tampered = request;
+    (*tampered.mutable_salt())[i] ^= 0x80;
+    expect_refused(tampered, "salt byte " + std::to_string(i));
+  }
+  for (size_t i = 0; i < request.nonce().size(); ++i) {
+    tampered = request;
+    (*tampered.mutable_nonce())[i] ^= 0x80;
+    expect_refused(tampered, "nonce byte " + std::to_string(i));
+  }
+  for (size_t i = 0; i < request.ciphertext().size(); ++i) {
+    tampered = request;
+    (*tampered.mutable_ciphertext())[i] ^= 0x01;
+    expect_refused(tampered, "ciphertext byte " + std::to_string(i));
+  }
+  tampered = request;
+  tampered.mutable_ciphertext()->pop_back();
+  expect_refused(tampered, "truncated ciphertext");
+}
+
+TEST_F(EnvelopeTest, BoundToMethodAndDirection) {
+  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  EXPECT_EQ(node2_.Open(Direction::kRequest, "/omd.v1.Agent/BlacklistClear", request)
+                .status().code(),
+            absl::StatusCode::kUnauthenticated);
+  // A request reflected back to its sender cannot pass for a reply.
+  EXPECT_EQ(node1_.Open(Direction::kReply, kMethod, request).status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(EnvelopeTest, SendTimeMustBeWithinTheSkew) {
+  for (absl::Duration offset : {absl::Seconds(61), absl::Seconds(-61)}) {
+    EnvelopeOptions skewed = Options("node1");
+    skewed.clock = [offset] { return kNow + offset; };
+    EnvelopeCodec sender(skewed);
+    v1::Envelope request = sender.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+    absl::StatusOr<OpenedEnvelope> opened = node2_.Open(Direction::kRequest, kMethod, request);
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnauthenticated) << offset;
+    EXPECT_NE(opened.status().message().find("send time"), absl::string_view::npos);
+  }
+  for (absl::Duration offset : {absl::Seconds(60), absl::Seconds(-60)}) {
+    EnvelopeOptions skewed = Options("node1");
+    skewed.clock = [offset] { return kNow + offset; };
+    EnvelopeCodec sender(skewed);
+    v1::Envelope request = sender.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+    EXPECT_TRUE(node2_.Open(Direction::kRequest, kMethod, request).ok()) << offset;
+  }
+}
+
+TEST_F(EnvelopeTest, MalformedClearFieldsAreRefusedBeforeDecryption) {
+  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  v1::Envelope bad = request;
+  bad.set_salt("short");
+  EXPECT_EQ(node2_.Open(Direction::kRequest, kMethod, bad).status().message(),
+            "salt must be 16 bytes");
+  bad = request;
+  bad.clear_nonce();
+  EXPECT_EQ(node2_.Open(Direction::kRequest, kMethod, bad).status().message(),
+            "nonce must be 12 bytes");
+  bad = request;
+  bad.clear_nodename();
+  EXPECT_EQ(node2_.Open(Direction::kRequest, kMethod, bad).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(node2_.Open(Direction::kRequest, kMethod, v1::Envelope()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(node1_.Seal(Direction::kRequest, kMethod, "short", "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Rotation: a node that moved to generation 2 still opens generation 1 while the
+// previous secret is configured, and seals with generation 2.
+TEST_F(EnvelopeTest, KeyRotationAcceptsThePreviousGeneration) {
+  EnvelopeOptions rotated = Options("node2");
+  rotated.secrets = {{2, "the-new-secret-value"}, {1, "s3cret-s3cret-s3cret"}};
+  EnvelopeCodec node2_rotated(rotated);
+  v1::Envelope old_request = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  EXPECT_TRUE(node2_rotated.Open(Direction::kRequest, kMethod, old_request).ok());
+  v1::Envelope new_request =
+      node2_rotated.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  EXPECT_EQ(new_request.key_generation(), 2u);
+  absl::StatusOr<OpenedEnvelope> refused = node1_.Open(Direction::kRequest, kMethod, new_request);
+  EXPECT_EQ(refused.status().message(), "unknown key generation 2");
+}
+
+TEST_F(EnvelopeTest, UnencryptedBenchmarkModeCarriesTheSameFields) {
+  EnvelopeOptions plain = Options("node1");
+  plain.unencrypted_for_benchmark = true;
+  EnvelopeCodec plain1(plain);
+  plain.nodename = "node2";
+  EnvelopeCodec plain2(plain);
+  v1::Envelope request = plain1.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  absl::StatusOr<OpenedEnvelope> opened = plain2.Open(Direction::kRequest, kMethod, request);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->payload, "x");
+  // And an encrypting node refuses it.
+  EXPECT_FALSE(node2_.Open(Direction::kRequest, kMethod, request).ok());
+}
+
+}  // namespace
+}  // namespace omd::crypto

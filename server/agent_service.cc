@@ -1,0 +1,117 @@
+#include "server/agent_service.h"
+
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/impl/codegen/server_callback_handlers.h>
+#include <grpcpp/impl/rpc_service_method.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "rpc/status.h"
+
+namespace omd::server {
+namespace {
+
+// The only method a node outside cluster.nodes may call.
+constexpr absl::string_view kJoinMethod = "Join";
+
+grpc::Status Unimplemented(absl::string_view method_name) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      absl::StrCat(method_name, " is not implemented by this daemon yet"));
+}
+
+// Server-streaming methods: the gate runs, then (until a method has a stream
+// handler) the stream ends with UNIMPLEMENTED.
+class GatedWriteReactor : public grpc::ServerWriteReactor<v1::Envelope> {
+ public:
+  explicit GatedWriteReactor(grpc::Status status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+AgentService::AgentService(Gate* gate, const HandlerRegistry* handlers)
+    : gate_(gate), handlers_(handlers) {}
+
+absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
+    Gate* gate, const HandlerRegistry* handlers) {
+  std::unique_ptr<AgentService> service(new AgentService(gate, handlers));
+  const google::protobuf::ServiceDescriptor& descriptor = AgentServiceDescriptor();
+  for (int i = 0; i < descriptor.method_count(); ++i) {
+    const google::protobuf::MethodDescriptor& rpc = *descriptor.method(i);
+    if (rpc.client_streaming()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(rpc.full_name(), ": client streaming is not supported by the gate"));
+    }
+    Method& method = service->methods_.emplace_back();
+    method.path = absl::StrCat("/", descriptor.full_name(), "/", rpc.name());
+    method.name = rpc.name();
+    method.open_to_non_members = rpc.name() == kJoinMethod;
+    method.unary_handler = handlers->FindUnary(rpc.name());
+    const auto type = rpc.server_streaming() ? grpc::internal::RpcMethod::SERVER_STREAMING
+                                             : grpc::internal::RpcMethod::NORMAL_RPC;
+    // What generated code does for a callback service, for every method alike.
+    service->AddMethod(
+        new grpc::internal::RpcServiceMethod(method.path.c_str(), type, nullptr));
+    AgentService* self = service.get();
+    if (rpc.server_streaming()) {
+      service->MarkMethodCallback(
+          i, new grpc::internal::CallbackServerStreamingHandler<v1::Envelope, v1::Envelope>(
+                 [self, &method](grpc::CallbackServerContext* context,
+                                 const v1::Envelope* request) {
+                   return self->HandleServerStream(method, context, request);
+                 }));
+    } else {
+      service->MarkMethodCallback(
+          i, new grpc::internal::CallbackUnaryHandler<v1::Envelope, v1::Envelope>(
+                 [self, &method](grpc::CallbackServerContext* context,
+                                 const v1::Envelope* request, v1::Envelope* reply) {
+                   return self->HandleUnary(method, context, request, reply);
+                 }));
+    }
+  }
+  return service;
+}
+
+grpc::ServerUnaryReactor* AgentService::HandleUnary(const Method& method,
+                                                    grpc::CallbackServerContext* context,
+                                                    const v1::Envelope* request,
+                                                    v1::Envelope* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<AdmittedRequest> admitted =
+      gate_->Admit(method.path, method.open_to_non_members, context->peer(), *request);
+  if (!admitted.ok()) {
+    reactor->Finish(rpc::ToGrpcStatus(admitted.status()));
+    return reactor;
+  }
+  dispatched_calls_.fetch_add(1, std::memory_order_relaxed);
+  if (method.unary_handler == nullptr) {
+    reactor->Finish(Unimplemented(method.name));
+    return reactor;
+  }
+  absl::StatusOr<std::string> payload =
+      (*method.unary_handler)(admitted->caller, admitted->envelope.payload);
+  if (!payload.ok()) {
+    reactor->Finish(rpc::ToGrpcStatus(payload.status()));
+    return reactor;
+  }
+  absl::StatusOr<v1::Envelope> sealed = gate_->SealReply(*admitted, method.path, *payload);
+  if (!sealed.ok()) {
+    reactor->Finish(rpc::ToGrpcStatus(sealed.status()));
+    return reactor;
+  }
+  *reply = *std::move(sealed);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::Envelope>* AgentService::HandleServerStream(
+    const Method& method, grpc::CallbackServerContext* context,
+    const v1::Envelope* request) {
+  absl::StatusOr<AdmittedRequest> admitted =
+      gate_->Admit(method.path, method.open_to_non_members, context->peer(), *request);
+  if (!admitted.ok()) return new GatedWriteReactor(rpc::ToGrpcStatus(admitted.status()));
+  dispatched_calls_.fetch_add(1, std::memory_order_relaxed);
+  return new GatedWriteReactor(Unimplemented(method.name));
+}
+
+}  // namespace omd::server

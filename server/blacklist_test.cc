@@ -1,0 +1,67 @@
+#include "server/blacklist.h"
+
+#include "gtest/gtest.h"
+
+namespace omd::server {
+namespace {
+
+const Sender kNode2{"node2", "127.0.0.2"};
+const Sender kForgedNode2{"node2", "127.0.0.3"};
+
+TEST(BlacklistTest, BlocksAtTheThresholdExactly) {
+  Blacklist blacklist({.threshold = 5});
+  for (int i = 1; i <= 4; ++i) {
+    blacklist.RecordInvalid(kNode2);
+    EXPECT_FALSE(blacklist.IsBlocked(kNode2)) << i;
+  }
+  blacklist.RecordInvalid(kNode2);
+  EXPECT_TRUE(blacklist.IsBlocked(kNode2));
+  blacklist.RecordInvalid(kNode2);  // counts stop at the threshold
+  ASSERT_EQ(blacklist.Entries().size(), 1u);
+  EXPECT_EQ(blacklist.Entries()[0].invalid_messages, 5u);
+  EXPECT_TRUE(blacklist.Entries()[0].blocked);
+}
+
+TEST(BlacklistTest, AValidMessageResetsTheRun) {
+  Blacklist blacklist({.threshold = 5});
+  for (int i = 0; i < 4; ++i) blacklist.RecordInvalid(kNode2);
+  blacklist.RecordValid(kNode2);
+  EXPECT_TRUE(blacklist.Entries().empty());
+  for (int i = 0; i < 4; ++i) blacklist.RecordInvalid(kNode2);
+  EXPECT_FALSE(blacklist.IsBlocked(kNode2));
+}
+
+TEST(BlacklistTest, SameNameFromAnotherAddressIsAnotherSender) {
+  Blacklist blacklist({.threshold = 5});
+  for (int i = 0; i < 5; ++i) blacklist.RecordInvalid(kForgedNode2);
+  EXPECT_TRUE(blacklist.IsBlocked(kForgedNode2));
+  EXPECT_FALSE(blacklist.IsBlocked(kNode2));
+}
+
+TEST(BlacklistTest, EntriesAreSortedAndClearEmptiesThem) {
+  Blacklist blacklist({});
+  blacklist.RecordInvalid({"node3", "127.0.0.3"});
+  blacklist.RecordInvalid(kForgedNode2);
+  blacklist.RecordInvalid(kNode2);
+  std::vector<BlacklistEntry> entries = blacklist.Entries();
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].sender, kNode2);
+  EXPECT_EQ(entries[1].sender, kForgedNode2);
+  EXPECT_EQ(entries[2].sender.nodename, "node3");
+  EXPECT_EQ(blacklist.Clear(), 3u);
+  EXPECT_TRUE(blacklist.Entries().empty());
+}
+
+// Flooding with new forged names evicts the least-failed senders, never a blocked one.
+TEST(BlacklistTest, FullBlacklistKeepsBlockedSenders) {
+  Blacklist blacklist({.threshold = 5, .capacity = 3});
+  for (int i = 0; i < 5; ++i) blacklist.RecordInvalid(kForgedNode2);
+  for (int i = 0; i < 100; ++i) {
+    blacklist.RecordInvalid({"forged" + std::to_string(i), "127.0.0.9"});
+  }
+  EXPECT_EQ(blacklist.Entries().size(), 3u);
+  EXPECT_TRUE(blacklist.IsBlocked(kForgedNode2));
+}
+
+}  // namespace
+}  // namespace omd::server

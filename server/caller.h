@@ -1,0 +1,16 @@
+// Who sent a request that the gate admitted.
+#ifndef OMD_SERVER_CALLER_H_
+#define OMD_SERVER_CALLER_H_
+
+#include <string>
+
+namespace omd::server {
+
+struct Caller {
+  std::string nodename;  // authenticated by the envelope's tag
+  std::string address;   // the peer's IP address
+};
+
+}  // namespace omd::server
+
+#endif  // OMD_SERVER_CALLER_H_

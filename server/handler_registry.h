@@ -1,0 +1,74 @@
+// The typed handlers of the Agent service, by method name.
+//
+// A handler sees only what the gate admitted: the authenticated caller and the typed
+// request. Registration checks the types against the method's `carries` option, so
+// a handler cannot be wired to a method whose envelopes carry something else.
+//
+//   HandlerRegistry registry;
+//   absl::Status added = registry.AddUnary<v1::BlacklistStatusRequest,
+//                                          v1::BlacklistStatusReply>(
+//       "BlacklistStatus", [&](const Caller& caller, const auto& request) { ... });
+//
+// Fill it before building the service; it is read-only afterwards.
+#ifndef OMD_SERVER_HANDLER_REGISTRY_H_
+#define OMD_SERVER_HANDLER_REGISTRY_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
+#include "server/caller.h"
+
+namespace omd::server {
+
+// The Agent service's descriptor, from the generated descriptor pool.
+const google::protobuf::ServiceDescriptor& AgentServiceDescriptor();
+
+class HandlerRegistry {
+ public:
+  // Takes the request payload, returns the serialized reply.
+  using UnaryHandler =
+      std::function<absl::StatusOr<std::string>(const Caller&, absl::string_view)>;
+
+  template <typename Request, typename Reply>
+  absl::Status AddUnary(
+      absl::string_view method_name,
+      std::function<absl::StatusOr<Reply>(const Caller&, const Request&)> handler) {
+    absl::Status carried = CheckCarries(method_name, Request::descriptor()->full_name(),
+                                        Reply::descriptor()->full_name());
+    if (!carried.ok()) return carried;
+    unary_[std::string(method_name)] =
+        [handler = std::move(handler)](
+            const Caller& caller,
+            absl::string_view payload) -> absl::StatusOr<std::string> {
+      Request request;
+      if (!request.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "request payload is not a valid ", Request::descriptor()->full_name()));
+      }
+      absl::StatusOr<Reply> reply = handler(caller, request);
+      if (!reply.ok()) return reply.status();
+      return reply->SerializeAsString();
+    };
+    return absl::OkStatus();
+  }
+
+  // nullptr when the method has no handler (yet).
+  const UnaryHandler* FindUnary(absl::string_view method_name) const;
+
+ private:
+  static absl::Status CheckCarries(absl::string_view method_name,
+                                   absl::string_view request_type,
+                                   absl::string_view reply_type);
+
+  absl::flat_hash_map<std::string, UnaryHandler> unary_;
+};
+
+}  // namespace omd::server
+
+#endif  // OMD_SERVER_HANDLER_REGISTRY_H_

@@ -1,0 +1,75 @@
+// omd: the cluster agent daemon. Runs in the foreground until SIGINT or SIGTERM.
+#include <signal.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "log/log.h"
+#include "server/daemon.h"
+
+ABSL_FLAG(std::string, root, "./var/omd",
+          "Root directory: ROOT/etc/node.conf (created with a random secret if "
+          "missing), ROOT/var, ROOT/var/log.");
+ABSL_FLAG(std::string, dequeue_command, "",
+          "Command the empty packet runs, as space-separated arguments (no shell). "
+          "Default: the om binary beside omd, with `--root ROOT node dequeue actions`.");
+ABSL_FLAG(absl::Duration, dequeue_timeout, absl::Minutes(10),
+          "Longest a dequeue run may take before it is killed.");
+ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
+          "Largest request accepted; larger ones get RESOURCE_EXHAUSTED.");
+
+namespace {
+
+int Run() {
+  // Signals are taken synchronously by this thread; every thread gRPC starts
+  // inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  omd::server::Daemon::Options options;
+  options.root = absl::GetFlag(FLAGS_root);
+  options.dequeue_command = absl::StrSplit(absl::GetFlag(FLAGS_dequeue_command), ' ',
+                                           absl::SkipEmpty());
+  options.dequeue_timeout = absl::GetFlag(FLAGS_dequeue_timeout);
+  const int64_t max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  if (max_request_bytes < 1024 || max_request_bytes > (int64_t{1} << 30)) {
+    OMD_LOG(ERROR, "--max_request_bytes must be between 1024 and 1073741824");
+    return EXIT_FAILURE;
+  }
+  options.max_request_bytes = static_cast<size_t>(max_request_bytes);
+
+  absl::StatusOr<std::unique_ptr<omd::server::Daemon>> daemon =
+      omd::server::Daemon::Start(options);
+  if (!daemon.ok()) {
+    OMD_LOG(ERROR, "omd cannot start: %s", daemon.status().ToString());
+    return EXIT_FAILURE;
+  }
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  OMD_LOG(INFO, "signal %d: stopping", signal_number);
+  (*daemon)->Shutdown();
+  return EXIT_SUCCESS;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "The omd cluster agent daemon.\n\nUsage: omd [--root DIR] [flags]\n\n"
+      "Serves the omd.v1.Agent gRPC API on node.conf's [listener] addr:port, plus "
+      "grpc.health.v1 and server reflection. Stops on SIGINT or SIGTERM.");
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    OMD_LOG(ERROR, "unexpected argument %s (see omd --help)", positional[1]);
+    return EXIT_FAILURE;
+  }
+  return Run();
+}

@@ -1,0 +1,208 @@
+#include "testing/daemon_harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/create_channel_posix.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "config/atomic_file.h"
+#include "config/envelope_options.h"
+#include "process/subprocess.h"
+#include "testing/health.grpc.pb.h"
+
+extern char** environ;
+
+namespace omd::testing {
+namespace {
+
+std::string Runfile(const std::string& path) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/omd/", path);
+}
+
+absl::Status Errno(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+}  // namespace
+
+std::string OmdPath() { return Runfile("server/omd"); }
+std::string OmPath() { return Runfile("client/om"); }
+
+std::string NewTempDir(const std::string& prefix) {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string path = absl::StrCat(base != nullptr ? base : "/tmp", "/", prefix, ".XXXXXX");
+  if (mkdtemp(path.data()) == nullptr) return "";
+  return path;
+}
+
+absl::Status WriteNodeConf(const std::string& root, const NodeConfSpec& spec) {
+  absl::Status made = config::MakeDirectories(root + "/etc", 0700);
+  if (!made.ok()) return made;
+  const std::vector<std::string> nodes =
+      spec.cluster_nodes.empty() ? std::vector<std::string>{spec.node_name}
+                                 : spec.cluster_nodes;
+  const std::string text = absl::StrCat(
+      "[node]\nname = ", spec.node_name, "\n\n[cluster]\nname = ", spec.cluster_name,
+      "\nsecret = ", spec.secret, "\nnodes = ", absl::StrJoin(nodes, " "),
+      "\n\n[listener]\naddr = ", spec.listen_address, "\nport = ", spec.port, "\n",
+      spec.extra);
+  return config::WriteFileAtomically(root + "/etc/node.conf", text, 0600);
+}
+
+absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Options options) {
+  std::unique_ptr<DaemonProcess> daemon(new DaemonProcess());
+  daemon->root_ = NewTempDir(options.node.node_name);
+  if (daemon->root_.empty()) return Errno("mkdtemp");
+  absl::Status written = WriteNodeConf(daemon->root_, options.node);
+  if (!written.ok()) return written;
+  absl::Status made = config::MakeDirectories(daemon->root_ + "/var/log", 0755);
+  if (!made.ok()) return made;
+
+  std::vector<std::string> argv = {OmdPath(), "--root", daemon->root_};
+  argv.insert(argv.end(), options.extra_flags.begin(), options.extra_flags.end());
+  std::vector<char*> c_argv;
+  for (std::string& arg : argv) c_argv.push_back(arg.data());
+  c_argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  const std::string log = daemon->root_ + "/var/log/omd.stderr";
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int spawned =
+      posix_spawn(&daemon->pid_, c_argv[0], &actions, nullptr, c_argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    errno = spawned;
+    return Errno(absl::StrCat("spawn ", argv[0]));
+  }
+
+  const absl::Time deadline = absl::Now() + options.start_timeout;
+  const std::string address_file = config::ListenerAddressPath(daemon->root_);
+  while (absl::Now() < deadline) {
+    int wait_status = 0;
+    if (waitpid(daemon->pid_, &wait_status, WNOHANG) == daemon->pid_) {
+      daemon->pid_ = -1;
+      return absl::InternalError(
+          absl::StrCat("omd exited during start:\n", daemon->Log()));
+    }
+    absl::StatusOr<std::string> address = config::ReadFileToString(address_file, 4096);
+    if (address.ok()) {
+      daemon->address_ = std::string(absl::StripAsciiWhitespace(*address));
+      absl::StatusOr<bool> serving = IsServing(daemon->address_);
+      if (serving.ok() && *serving) return daemon;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("omd did not serve within ", absl::FormatDuration(options.start_timeout),
+                   ":\n", daemon->Log()));
+}
+
+absl::Status DaemonProcess::Stop() {
+  if (pid_ <= 0) return absl::OkStatus();
+  kill(pid_, SIGTERM);
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  int wait_status = 0;
+  while (waitpid(pid_, &wait_status, WNOHANG) == 0) {
+    if (absl::Now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &wait_status, 0);
+      pid_ = -1;
+      return absl::DeadlineExceededError("omd ignored SIGTERM for 15 s");
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  pid_ = -1;
+  if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
+    return absl::InternalError(absl::StrCat("omd exited with status ", wait_status, ":\n",
+                                            Log()));
+  }
+  return absl::OkStatus();
+}
+
+DaemonProcess::~DaemonProcess() { Stop().IgnoreError(); }
+
+std::string DaemonProcess::Log() const {
+  return config::ReadFileToString(root_ + "/var/log/omd.stderr", 1 << 20).value_or("");
+}
+
+OmResult RunOm(const std::string& root, const std::vector<std::string>& args) {
+  ProcessOptions options;
+  options.argv = {OmPath(), "--root", root};
+  options.argv.insert(options.argv.end(), args.begin(), args.end());
+  options.timeout = absl::Seconds(60);
+  OmResult result;
+  absl::StatusOr<ProcessResult> run = RunProcess(options);
+  if (!run.ok()) {
+    result.stderr_text = run.status().ToString();
+    return result;
+  }
+  result.exit_code = run->exit_code;
+  result.stdout_text = run->stdout_text;
+  result.stderr_text = run->stderr_text;
+  return result;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
+    const std::string& source_ip, const std::string& target) {
+  std::vector<std::string> host_port = absl::StrSplit(target, ':');
+  int port = 0;
+  if (host_port.size() != 2 || !absl::SimpleAtoi(host_port[1], &port)) {
+    return absl::InvalidArgumentError(absl::StrCat("not an IPv4 host:port: ", target));
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket");
+  sockaddr_in source{};
+  source.sin_family = AF_INET;
+  sockaddr_in destination{};
+  destination.sin_family = AF_INET;
+  destination.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, source_ip.c_str(), &source.sin_addr) != 1 ||
+      inet_pton(AF_INET, host_port[0].c_str(), &destination.sin_addr) != 1) {
+    close(fd);
+    return absl::InvalidArgumentError("bad IPv4 address");
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof(source)) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&destination), sizeof(destination)) != 0) {
+    absl::Status error = Errno(absl::StrCat("connect from ", source_ip, " to ", target));
+    close(fd);
+    return error;
+  }
+  // gRPC wants a non-blocking descriptor.
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return grpc::CreateInsecureChannelFromFd(target, fd);
+}
+
+absl::StatusOr<bool> IsServing(const std::string& target, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) {
+    return absl::UnavailableError(status.error_message());
+  }
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+}  // namespace omd::testing
