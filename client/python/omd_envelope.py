@@ -1,0 +1,440 @@
+"""The omd envelope protocol, version 1, in Python.
+
+Written from docs/PROTOCOL.md and proto/omd.proto alone (no C++ source), as a second,
+independent implementation of the protocol:
+
+- `derive_key`, `associated_data` and `encode_plaintext`: sections 3.2 to 3.4;
+- `seal`: a whole envelope, request or reply (section 3), every random input
+  injectable so that the test vectors of section 9 can be reproduced;
+- `open_envelope`: the reverse, with the checks of section 4 (step 3) for requests
+  and of section 5 for replies;
+- `AgentClient`: calls an `omd.v1.Agent` method by name over gRPC, sealing the typed
+  request and opening and checking the typed reply. The types come from the method's
+  `(omd.v1.carries)` option in the descriptor.
+
+The protobuf classes are generated from proto/omd.proto at first use (see
+`omd_pb2()`); no generated code is kept in the repository.
+"""
+
+import dataclasses
+import hmac
+import importlib
+import os
+import secrets as _secrets
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Iterable, Iterator, Mapping, Optional, Union
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+# Section 3.2 and 3.3 constants.
+KEY_INFO = b"omd.v1.envelope.key"
+AAD_PREFIX = b"omd.v1.envelope"
+KEY_BYTES = 32
+SALT_BYTES = 16
+NONCE_BYTES = 12
+TAG_BYTES = 16
+REQUEST_ID_BYTES = 16
+
+# Section 3.3: the direction byte.
+REQUEST = 1
+REPLY = 2
+_DIRECTIONS = {"request": REQUEST, "reply": REPLY}
+
+# Section 4, step 3: the daemon's default clock skew, which this module also uses
+# for replies (the document gives the client no window of its own).
+DEFAULT_CLOCK_SKEW_MS = 60_000
+
+SERVICE = "omd.v1.Agent"
+
+Secret = Union[str, bytes]
+
+
+class EnvelopeError(Exception):
+    """An envelope that must not be trusted: bad field, tag, time or binding."""
+
+
+# --------------------------------------------------------------------------- protos
+
+_pb2_lock = threading.Lock()
+_pb2_module = None
+
+
+def default_proto_file() -> str:
+    """proto/omd.proto: $OMD_PROTO, else the one beside this checkout/runfiles tree."""
+    if os.environ.get("OMD_PROTO"):
+        return os.environ["OMD_PROTO"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(here, os.pardir, os.pardir, "proto", "omd.proto")
+
+
+def omd_pb2(proto_file: Optional[str] = None):
+    """The `omd_pb2` module: imported if on sys.path, else generated once.
+
+    Generation runs `python -m grpc_tools.protoc -I <dir of omd.proto> --python_out`
+    into a fresh directory under $TEST_TMPDIR (or the system temp directory).
+    """
+    global _pb2_module
+    with _pb2_lock:
+        if _pb2_module is not None:
+            return _pb2_module
+        if proto_file is None:
+            try:
+                _pb2_module = importlib.import_module("omd_pb2")
+                return _pb2_module
+            except ImportError:
+                proto_file = default_proto_file()
+        proto_file = os.path.abspath(proto_file)
+        out_dir = tempfile.mkdtemp(prefix="omd_pb2_", dir=os.environ.get("TEST_TMPDIR"))
+        subprocess.run(
+            [sys.executable, "-m", "grpc_tools.protoc",
+             "-I", os.path.dirname(proto_file),
+             "--python_out", out_dir,
+             os.path.basename(proto_file)],
+            check=True)
+        sys.path.insert(0, out_dir)
+        _pb2_module = importlib.import_module("omd_pb2")
+        return _pb2_module
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodInfo:
+    """An Agent method as its descriptor describes it."""
+    name: str                 # e.g. "BlacklistStatus"
+    path: str                 # e.g. "/omd.v1.Agent/BlacklistStatus"
+    request_type: type        # the class sealed in the request
+    reply_type: type          # the class sealed in each reply
+    server_streaming: bool
+
+
+def method_info(name: str) -> MethodInfo:
+    """Reads the method's `(omd.v1.carries)` option from the service descriptor."""
+    pb2 = omd_pb2()
+    service = pb2.DESCRIPTOR.services_by_name["Agent"]
+    method = service.methods_by_name.get(name)
+    if method is None:
+        raise KeyError(f"no method {name!r} in {service.full_name}")
+    options = method.GetOptions()
+    if not options.HasExtension(pb2.carries):
+        raise KeyError(f"{service.full_name}.{name} has no (omd.v1.carries) option")
+    carries = options.Extensions[pb2.carries]
+    return MethodInfo(
+        name=name,
+        path=f"/{service.full_name}/{name}",
+        request_type=_message_class(carries.request),
+        reply_type=_message_class(carries.reply),
+        server_streaming=method.server_streaming,
+    )
+
+
+def _message_class(full_name: str) -> type:
+    pb2 = omd_pb2()
+    package = pb2.DESCRIPTOR.package + "."
+    if not full_name.startswith(package):
+        raise KeyError(f"(omd.v1.carries) names {full_name!r}, outside {package}")
+    return getattr(pb2, full_name[len(package):])
+
+
+# ------------------------------------------------------------------- the primitives
+
+def _utf8(value: Secret) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _direction(direction: Union[int, str]) -> int:
+    if isinstance(direction, str):
+        direction = _DIRECTIONS[direction]
+    if direction not in (REQUEST, REPLY):
+        raise ValueError(f"bad direction {direction!r}")
+    return direction
+
+
+def derive_key(secret: Secret, salt: bytes) -> bytes:
+    """Section 3.2: HKDF-SHA256(secret as UTF-8, salt, "omd.v1.envelope.key", 32)."""
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=bytes(salt),
+                info=KEY_INFO).derive(_utf8(secret))
+
+
+def associated_data(direction: Union[int, str], method: str, cluster: str,
+                    nodename: str, salt: bytes, key_generation: int) -> bytes:
+    """Section 3.3: the bytes that bind the direction, method and clear fields."""
+    def field(value: bytes) -> bytes:
+        return struct.pack(">I", len(value)) + value
+
+    return b"".join([
+        AAD_PREFIX,
+        bytes([_direction(direction)]),
+        field(method.encode("utf-8")),
+        field(cluster.encode("utf-8")),
+        field(nodename.encode("utf-8")),
+        field(bytes(salt)),
+        struct.pack(">I", key_generation),
+    ])
+
+
+def encode_plaintext(sent_at_unix_ms: int, request_id: bytes,
+                     in_reply_to: bytes = b"", payload: bytes = b"") -> bytes:
+    """Section 3.4: the serialized `Sealed` message."""
+    sealed = omd_pb2().Sealed(sent_at_unix_ms=sent_at_unix_ms, request_id=request_id,
+                              in_reply_to=in_reply_to, payload=payload)
+    return sealed.SerializeToString()
+
+
+def now_unix_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --------------------------------------------------------------------------- seal
+
+@dataclasses.dataclass(frozen=True)
+class SealedEnvelope:
+    envelope: object      # omd_pb2.Envelope
+    request_id: bytes     # what a reply's in_reply_to must equal
+    sent_at_unix_ms: int
+
+
+def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
+         method: str, direction: Union[int, str], payload: bytes = b"",
+         in_reply_to: bytes = b"", salt: Optional[bytes] = None,
+         nonce: Optional[bytes] = None, request_id: Optional[bytes] = None,
+         sent_at_unix_ms: Optional[int] = None) -> SealedEnvelope:
+    """Seals `payload` (a serialized typed message) for `method` (a full path).
+
+    salt, nonce and request_id default to fresh CSPRNG bytes and sent_at_unix_ms to
+    the clock. A reply must pass the request's salt and key_generation, and its
+    request_id as in_reply_to (section 5).
+    """
+    direction = _direction(direction)
+    if direction == REPLY and len(in_reply_to) != REQUEST_ID_BYTES:
+        raise ValueError("a reply needs the 16-byte request_id it answers")
+    if direction == REQUEST and in_reply_to:
+        raise ValueError("a request has no in_reply_to")
+    if key_generation < 1:
+        raise ValueError("key_generation must be >= 1")
+    salt = _secrets.token_bytes(SALT_BYTES) if salt is None else bytes(salt)
+    nonce = _secrets.token_bytes(NONCE_BYTES) if nonce is None else bytes(nonce)
+    if request_id is None:
+        request_id = _secrets.token_bytes(REQUEST_ID_BYTES)
+    if sent_at_unix_ms is None:
+        sent_at_unix_ms = now_unix_ms()
+    if len(salt) != SALT_BYTES or len(nonce) != NONCE_BYTES or \
+            len(request_id) != REQUEST_ID_BYTES:
+        raise ValueError("salt, nonce and request_id must be 16, 12 and 16 bytes")
+
+    key = derive_key(secret, salt)
+    aad = associated_data(direction, method, cluster, nodename, salt, key_generation)
+    plaintext = encode_plaintext(sent_at_unix_ms, request_id, in_reply_to, payload)
+    ciphertext = AESGCM(key).encrypt(nonce, plaintext, aad)
+    envelope = omd_pb2().Envelope(cluster=cluster, nodename=nodename, salt=salt,
+                                  key_generation=key_generation, nonce=nonce,
+                                  ciphertext=ciphertext)
+    return SealedEnvelope(envelope, bytes(request_id), sent_at_unix_ms)
+
+
+# --------------------------------------------------------------------------- open
+
+@dataclasses.dataclass(frozen=True)
+class OpenedEnvelope:
+    cluster: str
+    nodename: str
+    key_generation: int
+    sent_at_unix_ms: int
+    request_id: bytes
+    in_reply_to: bytes
+    payload: bytes
+
+
+def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
+                  direction: Union[int, str], cluster: str,
+                  trusted_nodenames: Optional[Iterable[str]] = None,
+                  in_reply_to: Optional[bytes] = None,
+                  expected_salt: Optional[bytes] = None,
+                  expected_key_generation: Optional[int] = None,
+                  now_ms: Optional[int] = None,
+                  clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS) -> OpenedEnvelope:
+    """Opens and checks an envelope (an `omd_pb2.Envelope` or its serialization).
+
+    `secrets` maps key generations to cluster secrets. For a request this applies the
+    envelope checks of section 4, step 3, except the replay check (which needs state;
+    a server keeps a set of the request_ids seen within the window). For a reply it
+    applies section 5: the tag with direction reply, `in_reply_to` (required), the
+    sender in `trusted_nodenames` (required), and the time window; and, beyond the
+    document, that the reply kept the request's salt and generation when
+    `expected_salt` / `expected_key_generation` are given.
+
+    Raises EnvelopeError with the reason on any failure.
+    """
+    pb2 = omd_pb2()
+    direction = _direction(direction)
+    if isinstance(envelope, (bytes, bytearray)):
+        parsed = pb2.Envelope()
+        try:
+            parsed.ParseFromString(bytes(envelope))
+        except Exception as e:  # protobuf's DecodeError
+            raise EnvelopeError(f"envelope does not parse: {e}") from e
+        envelope = parsed
+
+    if envelope.cluster != cluster:
+        raise EnvelopeError(f"cluster {envelope.cluster!r} is not {cluster!r}")
+    if direction == REPLY:
+        if trusted_nodenames is None or in_reply_to is None:
+            raise ValueError("opening a reply needs trusted_nodenames and in_reply_to")
+        if envelope.nodename not in set(trusted_nodenames):
+            raise EnvelopeError(f"reply from untrusted node {envelope.nodename!r}")
+    elif trusted_nodenames is not None and \
+            envelope.nodename not in set(trusted_nodenames):
+        raise EnvelopeError(f"request from non-member {envelope.nodename!r}")
+    if len(envelope.salt) != SALT_BYTES:
+        raise EnvelopeError("salt is not 16 bytes")
+    if len(envelope.nonce) != NONCE_BYTES:
+        raise EnvelopeError("nonce is not 12 bytes")
+    if len(envelope.ciphertext) < TAG_BYTES:
+        raise EnvelopeError("ciphertext is shorter than its tag")
+    if expected_salt is not None and envelope.salt != expected_salt:
+        raise EnvelopeError("reply salt differs from the request's")
+    if expected_key_generation is not None and \
+            envelope.key_generation != expected_key_generation:
+        raise EnvelopeError("reply key_generation differs from the request's")
+    secret = secrets.get(envelope.key_generation)
+    if secret is None:
+        raise EnvelopeError(f"no secret of generation {envelope.key_generation}")
+
+    key = derive_key(secret, envelope.salt)
+    aad = associated_data(direction, method, envelope.cluster, envelope.nodename,
+                          envelope.salt, envelope.key_generation)
+    try:
+        plaintext = AESGCM(key).decrypt(envelope.nonce, envelope.ciphertext, aad)
+    except InvalidTag as e:
+        raise EnvelopeError("authentication failed (key, tag or binding)") from e
+
+    sealed = pb2.Sealed()
+    try:
+        sealed.ParseFromString(plaintext)
+    except Exception as e:
+        raise EnvelopeError(f"plaintext does not parse as Sealed: {e}") from e
+    if len(sealed.request_id) != REQUEST_ID_BYTES:
+        raise EnvelopeError("request_id is not 16 bytes")
+    if now_ms is None:
+        now_ms = now_unix_ms()
+    if abs(now_ms - sealed.sent_at_unix_ms) > clock_skew_ms:
+        raise EnvelopeError(
+            f"sent_at_unix_ms {sealed.sent_at_unix_ms} is outside "
+            f"{now_ms} +/- {clock_skew_ms} ms")
+    if direction == REPLY and not hmac.compare_digest(sealed.in_reply_to, in_reply_to):
+        raise EnvelopeError("in_reply_to is not the request_id sent")
+    return OpenedEnvelope(
+        cluster=envelope.cluster, nodename=envelope.nodename,
+        key_generation=envelope.key_generation,
+        sent_at_unix_ms=sealed.sent_at_unix_ms, request_id=sealed.request_id,
+        in_reply_to=sealed.in_reply_to, payload=sealed.payload)
+
+
+# -------------------------------------------------------------------------- client
+
+class AgentClient:
+    """Calls `omd.v1.Agent` methods of one daemon as one node.
+
+        client = AgentClient("127.0.0.1:1214", cluster="test", nodename="node2",
+                             secret="...", trusted_nodenames=["node1", "node2"])
+        reply = client.call("BlacklistStatus")   # an omd_pb2.BlacklistStatusReply
+
+    gRPC errors come out as `grpc.RpcError` (the daemon's statuses are not sealed);
+    a reply that fails the checks of section 5 raises EnvelopeError. The client keeps
+    one salt for its lifetime, as section 3.1 allows.
+    """
+
+    def __init__(self, target: str, *, cluster: str, nodename: str, secret: Secret,
+                 trusted_nodenames: Iterable[str], key_generation: int = 1,
+                 timeout: float = 10.0, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
+                 channel=None):
+        import grpc  # only the client needs it
+        self._grpc = grpc
+        self.cluster = cluster
+        self.nodename = nodename
+        self.key_generation = key_generation
+        self.trusted_nodenames = frozenset(trusted_nodenames)
+        self.timeout = timeout
+        self.clock_skew_ms = clock_skew_ms
+        self._secret = secret
+        self._salt = _secrets.token_bytes(SALT_BYTES)
+        self._own_channel = channel is None
+        self._channel = grpc.insecure_channel(target) if channel is None else channel
+
+    def close(self) -> None:
+        if self._own_channel:
+            self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _seal(self, info: MethodInfo, request) -> SealedEnvelope:
+        if request is None:
+            request = info.request_type()
+        if not isinstance(request, info.request_type):
+            raise TypeError(f"{info.name} carries {info.request_type.DESCRIPTOR.full_name}"
+                            f", not {type(request).DESCRIPTOR.full_name}")
+        return seal(secret=self._secret, key_generation=self.key_generation,
+                    cluster=self.cluster, nodename=self.nodename, method=info.path,
+                    direction=REQUEST, payload=request.SerializeToString(),
+                    salt=self._salt)
+
+    def _open(self, info: MethodInfo, sent: SealedEnvelope, envelope):
+        opened = open_envelope(
+            envelope, secrets={self.key_generation: self._secret}, method=info.path,
+            direction=REPLY, cluster=self.cluster,
+            trusted_nodenames=self.trusted_nodenames, in_reply_to=sent.request_id,
+            expected_salt=sent.envelope.salt,
+            expected_key_generation=self.key_generation,
+            clock_skew_ms=self.clock_skew_ms)
+        reply = info.reply_type()
+        try:
+            reply.ParseFromString(opened.payload)
+        except Exception as e:
+            raise EnvelopeError(f"payload does not parse as "
+                                f"{info.reply_type.DESCRIPTOR.full_name}: {e}") from e
+        return reply, opened
+
+    def call_opened(self, method: str, request=None, timeout: Optional[float] = None):
+        """Like `call`, but returns (typed reply, OpenedEnvelope) for inspection."""
+        info = method_info(method)
+        if info.server_streaming:
+            raise ValueError(f"{method} is server streaming: use stream()")
+        pb2 = omd_pb2()
+        rpc = self._channel.unary_unary(
+            info.path, request_serializer=pb2.Envelope.SerializeToString,
+            response_deserializer=pb2.Envelope.FromString)
+        sent = self._seal(info, request)
+        envelope = rpc(sent.envelope,
+                       timeout=self.timeout if timeout is None else timeout)
+        return self._open(info, sent, envelope)
+
+    def call(self, method: str, request=None, timeout: Optional[float] = None):
+        """Calls a unary method by name ("BlacklistStatus"); returns the typed reply.
+
+        `request` defaults to an empty message of the method's request type.
+        """
+        return self.call_opened(method, request, timeout)[0]
+
+    def stream(self, method: str, request=None,
+               timeout: Optional[float] = None) -> Iterator[object]:
+        """Calls a server-streaming method; yields each checked, typed reply."""
+        info = method_info(method)
+        if not info.server_streaming:
+            raise ValueError(f"{method} is unary: use call()")
+        pb2 = omd_pb2()
+        rpc = self._channel.unary_stream(
+            info.path, request_serializer=pb2.Envelope.SerializeToString,
+            response_deserializer=pb2.Envelope.FromString)
+        sent = self._seal(info, request)
+        for envelope in rpc(sent.envelope, timeout=timeout):
+            yield self._open(info, sent, envelope)[0]

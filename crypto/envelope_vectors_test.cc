@@ -1,0 +1,144 @@
+// The test vectors of docs/PROTOCOL.md, made by the independent Python
+// implementation (client/python/make_envelope_vectors.py): this implementation must
+// reproduce every derived field from the inputs, and open each envelope.
+#include <cstdlib>
+#include <set>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "config/atomic_file.h"
+#include "config/ini.h"
+#include "crypto/aead.h"
+#include "crypto/envelope.h"
+#include "gtest/gtest.h"
+
+namespace omd::crypto {
+namespace {
+
+constexpr absl::string_view kKeyDerivationInfo = "omd.v1.envelope.key";
+
+config::IniFile LoadVectors() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const std::string path = absl::StrCat(srcdir != nullptr ? srcdir : ".",
+                                        "/omd/crypto/testdata/envelope_vectors.txt");
+  absl::StatusOr<std::string> text = config::ReadFileToString(path, 1 << 20);
+  EXPECT_TRUE(text.ok()) << text.status();
+  absl::StatusOr<config::IniFile> vectors = config::IniFile::Parse(text.value_or(""));
+  EXPECT_TRUE(vectors.ok()) << vectors.status();
+  return vectors.value_or(config::IniFile());
+}
+
+class Vector {
+ public:
+  Vector(const config::IniFile& file, std::string name)
+      : file_(file), name_(std::move(name)) {}
+
+  std::string Text(absl::string_view key) const {
+    std::optional<std::string> value = file_.Get(name_, key);
+    EXPECT_TRUE(value.has_value()) << name_ << " has no " << key;
+    return value.value_or("");
+  }
+  std::string Bytes(absl::string_view key) const { return absl::HexStringToBytes(Text(key)); }
+  int64_t Number(absl::string_view key) const {
+    int64_t number = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(Text(key), &number)) << name_ << "." << key;
+    return number;
+  }
+  Direction direction() const {
+    return Text("direction") == "reply" ? Direction::kReply : Direction::kRequest;
+  }
+
+  SealInputs Inputs() const {
+    SealInputs inputs;
+    inputs.direction = direction();
+    inputs.method = Text("method");
+    inputs.salt = Bytes("salt");
+    inputs.key_generation = static_cast<uint32_t>(Number("key_generation"));
+    inputs.nonce = Bytes("nonce");
+    inputs.request_id = Bytes("request_id");
+    inputs.in_reply_to = Bytes("in_reply_to");
+    inputs.sent_at_unix_ms = Number("sent_at_unix_ms");
+    inputs.payload = Bytes("payload");
+    return inputs;
+  }
+
+  EnvelopeOptions Options() const {
+    EnvelopeOptions options;
+    options.cluster = Text("cluster");
+    options.nodename = Text("nodename");
+    options.secrets = {{static_cast<uint32_t>(Number("key_generation")), Text("secret")}};
+    const absl::Time sent_at = absl::FromUnixMillis(Number("sent_at_unix_ms"));
+    options.clock = [sent_at] { return sent_at; };
+    return options;
+  }
+
+ private:
+  const config::IniFile& file_;
+  const std::string name_;
+};
+
+std::string Hex(absl::string_view bytes) { return absl::BytesToHexString(bytes); }
+
+TEST(EnvelopeVectorsTest, ThereAreVectorsOfBothDirectionsAndTwoGenerations) {
+  config::IniFile file = LoadVectors();
+  std::set<std::string> directions;
+  std::set<std::string> generations;
+  for (const std::string& name : file.SectionNames()) {
+    Vector vector(file, name);
+    directions.insert(vector.Text("direction"));
+    generations.insert(vector.Text("key_generation"));
+  }
+  EXPECT_EQ(directions, (std::set<std::string>{"reply", "request"}));
+  EXPECT_GE(generations.size(), 2u);
+}
+
+TEST(EnvelopeVectorsTest, DerivedFieldsMatch) {
+  config::IniFile file = LoadVectors();
+  for (const std::string& name : file.SectionNames()) {
+    SCOPED_TRACE(name);
+    Vector vector(file, name);
+    absl::StatusOr<AeadKey> key =
+        DeriveKey(vector.Text("secret"), vector.Bytes("salt"), kKeyDerivationInfo);
+    ASSERT_TRUE(key.ok()) << key.status();
+    EXPECT_EQ(Hex(std::string(key->begin(), key->end())), vector.Text("key"));
+
+    EnvelopeCodec codec(vector.Options());
+    absl::StatusOr<v1::Envelope> envelope = codec.SealWith(vector.Inputs());
+    ASSERT_TRUE(envelope.ok()) << envelope.status();
+    EXPECT_EQ(Hex(EnvelopeCodec::AssociatedData(vector.direction(), vector.Text("method"),
+                                                *envelope)),
+              vector.Text("aad"));
+    EXPECT_EQ(Hex(envelope->ciphertext()), vector.Text("ciphertext"));
+    EXPECT_EQ(Hex(envelope->SerializeAsString()), vector.Text("envelope"));
+
+    v1::Sealed sealed;
+    sealed.set_sent_at_unix_ms(vector.Number("sent_at_unix_ms"));
+    sealed.set_request_id(vector.Bytes("request_id"));
+    sealed.set_in_reply_to(vector.Bytes("in_reply_to"));
+    sealed.set_payload(vector.Bytes("payload"));
+    EXPECT_EQ(Hex(sealed.SerializeAsString()), vector.Text("plaintext"));
+  }
+}
+
+TEST(EnvelopeVectorsTest, EnvelopesOpenToTheirPayload) {
+  config::IniFile file = LoadVectors();
+  for (const std::string& name : file.SectionNames()) {
+    SCOPED_TRACE(name);
+    Vector vector(file, name);
+    v1::Envelope envelope;
+    ASSERT_TRUE(envelope.ParseFromString(vector.Bytes("envelope")));
+    EnvelopeCodec receiver(vector.Options());
+    absl::StatusOr<OpenedEnvelope> opened =
+        receiver.Open(vector.direction(), vector.Text("method"), envelope);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    EXPECT_EQ(opened->payload, vector.Bytes("payload"));
+    EXPECT_EQ(opened->request_id, vector.Bytes("request_id"));
+    EXPECT_EQ(opened->in_reply_to, vector.Bytes("in_reply_to"));
+    EXPECT_EQ(opened->nodename, vector.Text("nodename"));
+  }
+}
+
+}  // namespace
+}  // namespace omd::crypto

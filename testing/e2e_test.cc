@@ -1,0 +1,209 @@
+// End to end: real omd processes on loopback addresses, driven by the real om
+// binary, as a user would.
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "config/atomic_file.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/daemon_harness.h"
+
+namespace omd::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DaemonProcess::Options options;
+    options.node.node_name = "node1";
+    options.node.cluster_nodes = {"node1", "node2"};
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = *std::move(daemon);
+  }
+
+  void TearDown() override {
+    if (daemon_ != nullptr) {
+      absl::Status stopped = daemon_->Stop();
+      EXPECT_TRUE(stopped.ok()) << stopped;
+    }
+  }
+
+  // A root for another node of the cluster, talking to daemon_ with --server.
+  std::string PeerRoot(const std::string& name, const std::string& secret = kTestSecret) {
+    const std::string root = NewTempDir(name);
+    NodeConfSpec spec;
+    spec.node_name = name;
+    spec.secret = secret;
+    spec.cluster_nodes = {"node1", "node2"};
+    EXPECT_TRUE(WriteNodeConf(root, spec).ok());
+    return root;
+  }
+
+  OmResult OmAsPeer(const std::string& root, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", daemon_->address()});
+    return RunOm(root, args);
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(EndToEndTest, BlacklistStatusPrintsTheSpecDocument) {
+  OmResult result = RunOm(daemon_->root(), {"daemon", "blacklist", "status", "--output", "json"});
+  EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
+  EXPECT_EQ(result.stdout_text, "{\"data\": {}, \"status\": 0}\n");
+
+  result = RunOm(daemon_->root(), {"daemon", "blacklist", "status"});
+  EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
+  EXPECT_EQ(result.stdout_text, "No sender has sent invalid messages.\n");
+}
+
+TEST_F(EndToEndTest, WrongSecretIsUnauthenticatedFiveTimesThenDropped) {
+  const std::string impostor = PeerRoot("node2", "this-is-not-the-cluster-secret");
+  for (int i = 1; i <= 5; ++i) {
+    OmResult result = OmAsPeer(impostor, {"daemon", "blacklist", "status", "--output", "json"});
+    EXPECT_EQ(result.exit_code, 16) << i;
+    EXPECT_EQ(result.stdout_text,
+              "{\"error\": [\"UNAUTHENTICATED: message authentication failed\"], "
+              "\"status\": 16}\n")
+        << i;
+  }
+  OmResult sixth = OmAsPeer(impostor, {"daemon", "blacklist", "status"});
+  EXPECT_EQ(sixth.exit_code, 7);
+  EXPECT_THAT(sixth.stderr_text, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(sixth.stderr_text, HasSubstr("blacklisted"));
+
+  OmResult status =
+      RunOm(daemon_->root(), {"daemon", "blacklist", "status", "--output", "json"});
+  EXPECT_EQ(status.stdout_text, "{\"data\": {\"node2@127.0.0.1\": 5}, \"status\": 0}\n");
+  status = RunOm(daemon_->root(), {"daemon", "blacklist", "status"});
+  EXPECT_THAT(status.stdout_text, HasSubstr("blacklisted"));
+
+  OmResult cleared = RunOm(daemon_->root(), {"daemon", "blacklist", "clear", "--output", "json"});
+  EXPECT_EQ(cleared.stdout_text, "{\"data\": {\"cleared\": 1}, \"status\": 0}\n");
+  // The real node2, from the same address, is served again.
+  OmResult real = OmAsPeer(PeerRoot("node2"), {"daemon", "blacklist", "status"});
+  EXPECT_EQ(real.exit_code, 0) << real.stderr_text;
+}
+
+TEST_F(EndToEndTest, NonMemberWithTheRightSecretIsDenied) {
+  const std::string root = NewTempDir("node3");
+  NodeConfSpec spec;
+  spec.node_name = "node3";
+  spec.cluster_nodes = {"node1", "node2", "node3"};  // node3 thinks it is a member
+  ASSERT_TRUE(WriteNodeConf(root, spec).ok());
+  OmResult result = OmAsPeer(root, {"daemon", "blacklist", "status"});
+  EXPECT_EQ(result.exit_code, 7);
+  EXPECT_THAT(result.stderr_text, HasSubstr("node node3 is not a member of the cluster"));
+}
+
+// The empty packet makes omd run `om node dequeue actions`, which runs the queued
+// om commands against the daemon, in name order.
+TEST_F(EndToEndTest, EmptyPacketDequeuesActions) {
+  const std::string queue = daemon_->root() + "/var/actions/queue";
+  ASSERT_TRUE(config::MakeDirectories(queue, 0750).ok());
+  ASSERT_TRUE(config::WriteFileAtomically(queue + "/001-status.json",
+                                          "[\"daemon\", \"blacklist\", \"status\"]", 0600)
+                  .ok());
+  ASSERT_TRUE(
+      config::WriteFileAtomically(queue + "/002-bad.json", "[\"no-such-command\"]", 0600)
+          .ok());
+  OmResult sent = RunOm(daemon_->root(), {"daemon", "empty-packet"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.stderr_text;
+
+  const std::string done = daemon_->root() + "/var/actions/done/001-status.json";
+  const std::string failed = daemon_->root() + "/var/actions/failed/002-bad.json";
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  struct stat unused;
+  while ((stat(done.c_str(), &unused) != 0 || stat(failed.c_str(), &unused) != 0) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  absl::StatusOr<std::string> done_output =
+      config::ReadFileToString(daemon_->root() + "/var/actions/done/001-status.json.out", 1 << 20);
+  ASSERT_TRUE(done_output.ok()) << done_output.status() << "\n" << daemon_->Log();
+  EXPECT_THAT(*done_output, HasSubstr("No sender has sent invalid messages."));
+  absl::StatusOr<std::string> failed_output =
+      config::ReadFileToString(daemon_->root() + "/var/actions/failed/002-bad.json.out", 1 << 20);
+  ASSERT_TRUE(failed_output.ok()) << failed_output.status();
+  EXPECT_THAT(*failed_output, HasSubstr("unknown command"));
+}
+
+TEST_F(EndToEndTest, UnauthenticatedEmptyPacketIsJustAnInvalidMessage) {
+  const std::string impostor = PeerRoot("node2", "this-is-not-the-cluster-secret");
+  const std::string queue = daemon_->root() + "/var/actions/queue";
+  ASSERT_TRUE(config::MakeDirectories(queue, 0750).ok());
+  ASSERT_TRUE(config::WriteFileAtomically(queue + "/001.json", "[\"daemon\", \"blacklist\", \"status\"]", 0600).ok());
+  OmResult sent = OmAsPeer(impostor, {"daemon", "empty-packet"});
+  EXPECT_EQ(sent.exit_code, 16);
+  OmResult status =
+      RunOm(daemon_->root(), {"daemon", "blacklist", "status", "--output", "json"});
+  EXPECT_EQ(status.stdout_text, "{\"data\": {\"node2@127.0.0.1\": 1}, \"status\": 0}\n");
+  absl::SleepFor(absl::Milliseconds(500));
+  struct stat queued;
+  EXPECT_EQ(stat((queue + "/001.json").c_str(), &queued), 0) << "the queue was run";
+}
+
+TEST_F(EndToEndTest, BadInvocationsGetClearErrors) {
+  OmResult unknown = RunOm(daemon_->root(), {"daemon", "frobnicate", "--output", "json"});
+  EXPECT_EQ(unknown.exit_code, 3);
+  EXPECT_THAT(unknown.stdout_text, HasSubstr("unknown command \\\"daemon frobnicate\\\""));
+
+  OmResult extra = RunOm(daemon_->root(), {"daemon", "blacklist", "status", "now"});
+  EXPECT_EQ(extra.exit_code, 3);
+  EXPECT_THAT(extra.stderr_text, HasSubstr("unexpected argument \"now\""));
+
+  OmResult output = RunOm(daemon_->root(), {"daemon", "blacklist", "status", "--output", "xml"});
+  EXPECT_EQ(output.exit_code, 3);
+  EXPECT_THAT(output.stderr_text, HasSubstr("--output must be human or json"));
+
+  OmResult no_root = RunOm("/nonexistent/omd", {"daemon", "blacklist", "status"});
+  EXPECT_EQ(no_root.exit_code, 5);
+  EXPECT_THAT(no_root.stderr_text, HasSubstr("/nonexistent/omd/etc/node.conf"));
+
+  OmResult no_daemon = RunOm(daemon_->root(), {"--server", "127.0.0.1:1", "--timeout", "2s",
+                                               "daemon", "blacklist", "status"});
+  EXPECT_EQ(no_daemon.exit_code, 14);  // UNAVAILABLE
+}
+
+TEST_F(EndToEndTest, HelpTellsTheTruth) {
+  OmResult om_help = RunOm(daemon_->root(), {"--help"});
+  EXPECT_THAT(om_help.stdout_text + om_help.stderr_text, HasSubstr("om daemon blacklist status"));
+  EXPECT_THAT(om_help.stdout_text + om_help.stderr_text, HasSubstr("--output"));
+}
+
+// Two daemons of one cluster on their own addresses: each serves the other's node.
+TEST(MultiNodeTest, PeersOnTheirOwnAddressesServeEachOther) {
+  std::vector<std::unique_ptr<DaemonProcess>> nodes;
+  for (const auto& [name, address] :
+       std::vector<std::pair<std::string, std::string>>{{"node1", "127.0.0.2"},
+                                                        {"node2", "127.0.0.3"}}) {
+    DaemonProcess::Options options;
+    options.node.node_name = name;
+    options.node.cluster_nodes = {"node1", "node2"};
+    options.node.listen_address = address;
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    EXPECT_TRUE(absl::StartsWith((*daemon)->address(), address + ":"));
+    nodes.push_back(*std::move(daemon));
+  }
+  for (int from = 0; from < 2; ++from) {
+    const DaemonProcess& to = *nodes[1 - from];
+    OmResult result = RunOm(nodes[from]->root(),
+                            {"--server", to.address(), "daemon", "blacklist", "status",
+                             "--output", "json"});
+    EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
+    EXPECT_EQ(result.stdout_text, "{\"data\": {}, \"status\": 0}\n");
+  }
+  for (auto& node : nodes) EXPECT_TRUE(node->Stop().ok());
+}
+
+}  // namespace
+}  // namespace omd::testing

@@ -1,0 +1,172 @@
+// Load generator for the listener: requests per second and p50/p99 latency of
+// BlacklistStatus through the envelope, and through the same gate and handler with
+// the cryptography switched off, measured in alternating rounds of one run so that
+// the ratio survives a noisy machine. Results: docs/BENCHMARKS.md.
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/agent_client.h"
+#include "config/atomic_file.h"
+#include "config/envelope_options.h"
+#include "config/node_config.h"
+#include "proto/omd.pb.h"
+#include "server/daemon.h"
+
+ABSL_FLAG(int, in_flight, 16, "Concurrent requests (client threads, one channel each).");
+ABSL_FLAG(absl::Duration, round, absl::Seconds(2), "Length of one measured round.");
+ABSL_FLAG(int, rounds, 3, "Rounds per mode, alternating sealed and unencrypted.");
+
+namespace omd {
+namespace {
+
+constexpr char kSecret[] = "benchmark-secret-0123456789abcdef";
+
+struct Mode {
+  std::string name;
+  bool unencrypted = false;
+  std::unique_ptr<server::Daemon> daemon;
+  std::vector<absl::Duration> latencies;
+  int64_t requests = 0;
+  absl::Duration elapsed;
+};
+
+absl::StatusOr<std::unique_ptr<server::Daemon>> StartDaemon(bool unencrypted) {
+  char root_template[] = "/tmp/omd-bench.XXXXXX";
+  const char* root = mkdtemp(root_template);
+  if (root == nullptr) return absl::InternalError("mkdtemp failed");
+  absl::Status made = config::MakeDirectories(absl::StrCat(root, "/etc"), 0700);
+  if (!made.ok()) return made;
+  absl::Status written = config::WriteFileAtomically(
+      config::NodeConfigPath(root),
+      absl::StrCat("[node]\nname = node1\n[cluster]\nname = bench\nsecret = ", kSecret,
+                   "\nnodes = node1 node2\n[listener]\naddr = 127.0.0.1\nport = 0\n"),
+      0600);
+  if (!written.ok()) return written;
+  server::Daemon::Options options;
+  options.root = root;
+  options.dequeue_command = {"/bin/true"};
+  options.unencrypted_for_benchmark = unencrypted;
+  return server::Daemon::Start(options);
+}
+
+// One round: `in_flight` threads call BlacklistStatus back to back.
+absl::Status RunRound(Mode& mode, absl::Duration length) {
+  const int in_flight = absl::GetFlag(FLAGS_in_flight);
+  std::vector<std::unique_ptr<client::AgentClient>> clients;
+  for (int i = 0; i < in_flight; ++i) {
+    client::AgentClient::Options options;
+    options.target = mode.daemon->address();
+    options.envelope.cluster = "bench";
+    options.envelope.nodename = "node2";
+    options.envelope.secrets = {{1, kSecret}};
+    options.envelope.unencrypted_for_benchmark = mode.unencrypted;
+    options.reply_senders = {"node1"};
+    absl::StatusOr<std::unique_ptr<client::AgentClient>> client =
+        client::AgentClient::Create(std::move(options));
+    if (!client.ok()) return client.status();
+    // Connect and warm up outside the measurement.
+    absl::Status warm = (*client)
+                            ->Call<v1::BlacklistStatusReply>("BlacklistStatus",
+                                                             v1::BlacklistStatusRequest())
+                            .status();
+    if (!warm.ok()) return warm;
+    clients.push_back(*std::move(client));
+  }
+  std::vector<std::vector<absl::Duration>> latencies(in_flight);
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + length;
+  for (int i = 0; i < in_flight; ++i) {
+    threads.emplace_back([&, i] {
+      while (absl::Now() < end) {
+        const absl::Time sent = absl::Now();
+        absl::Status status = clients[i]
+                                  ->Call<v1::BlacklistStatusReply>(
+                                      "BlacklistStatus", v1::BlacklistStatusRequest())
+                                  .status();
+        if (!status.ok()) {
+          std::fprintf(stderr, "%s\n", status.ToString().c_str());
+          failed = true;
+          return;
+        }
+        latencies[i].push_back(absl::Now() - sent);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  mode.elapsed += absl::Now() - start;
+  for (const auto& thread_latencies : latencies) {
+    mode.requests += static_cast<int64_t>(thread_latencies.size());
+    mode.latencies.insert(mode.latencies.end(), thread_latencies.begin(),
+                          thread_latencies.end());
+  }
+  return failed ? absl::InternalError("requests failed") : absl::OkStatus();
+}
+
+double Micros(absl::Duration duration) { return absl::ToDoubleMicroseconds(duration); }
+
+int Run() {
+  std::vector<Mode> modes(2);
+  modes[0].name = "unencrypted";
+  modes[0].unencrypted = true;
+  modes[1].name = "envelope";
+  for (Mode& mode : modes) {
+    absl::StatusOr<std::unique_ptr<server::Daemon>> daemon = StartDaemon(mode.unencrypted);
+    if (!daemon.ok()) {
+      std::fprintf(stderr, "cannot start a daemon: %s\n", daemon.status().ToString().c_str());
+      return 1;
+    }
+    mode.daemon = *std::move(daemon);
+  }
+  for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
+    for (Mode& mode : modes) {
+      absl::Status status = RunRound(mode, absl::GetFlag(FLAGS_round));
+      if (!status.ok()) {
+        std::fprintf(stderr, "%s: %s\n", mode.name.c_str(), status.ToString().c_str());
+        return 1;
+      }
+    }
+  }
+  std::printf("BlacklistStatus, %d in flight, %d rounds of %s per mode\n",
+              absl::GetFlag(FLAGS_in_flight), absl::GetFlag(FLAGS_rounds),
+              absl::FormatDuration(absl::GetFlag(FLAGS_round)).c_str());
+  std::printf("%-12s %10s %10s %10s %10s\n", "mode", "requests", "req/s", "p50 us",
+              "p99 us");
+  double rates[2];
+  for (size_t i = 0; i < modes.size(); ++i) {
+    Mode& mode = modes[i];
+    std::sort(mode.latencies.begin(), mode.latencies.end());
+    const size_t n = mode.latencies.size();
+    rates[i] = static_cast<double>(mode.requests) / absl::ToDoubleSeconds(mode.elapsed);
+    std::printf("%-12s %10lld %10.0f %10.0f %10.0f\n", mode.name.c_str(),
+                static_cast<long long>(mode.requests), rates[i],
+                Micros(mode.latencies[n / 2]), Micros(mode.latencies[n * 99 / 100]));
+  }
+  std::printf("envelope/unencrypted throughput ratio: %.3f\n", rates[1] / rates[0]);
+  for (Mode& mode : modes) mode.daemon->Shutdown();
+  return 0;
+}
+
+}  // namespace
+}  // namespace omd
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Load generator: BlacklistStatus through the envelope vs. unencrypted.\n"
+      "Usage: tools/bench [--in_flight=16] [--round=2s] [--rounds=3]");
+  absl::ParseCommandLine(argc, argv);
+  return omd::Run();
+}
