@@ -82,6 +82,26 @@ absl::StatusOr<AeadKey> EnvelopeCodec::Key(uint32_t generation,
   return key;
 }
 
+absl::StatusOr<v1::Envelope> EnvelopeCodec::SealFresh(
+    Direction direction, absl::string_view method, absl::string_view salt,
+    uint32_t key_generation, absl::string_view in_reply_to, absl::string_view payload,
+    std::string* request_id) const {
+  SealInputs inputs;
+  inputs.direction = direction;
+  inputs.method = std::string(method);
+  inputs.salt = std::string(salt);
+  inputs.key_generation = key_generation;
+  // One draw from the CSPRNG for both: each RAND_bytes call has a fixed cost.
+  const std::string random = RandomBytes(kNonceBytes + kRequestIdBytes);
+  inputs.nonce = random.substr(0, kNonceBytes);
+  inputs.request_id = random.substr(kNonceBytes);
+  inputs.in_reply_to = std::string(in_reply_to);
+  inputs.sent_at_unix_ms = absl::ToUnixMillis(options_.clock());
+  inputs.payload = std::string(payload);
+  if (request_id != nullptr) *request_id = inputs.request_id;
+  return SealWith(inputs);
+}
+
 absl::StatusOr<v1::Envelope> EnvelopeCodec::Seal(Direction direction,
                                                  absl::string_view method,
                                                  absl::string_view salt,
@@ -90,33 +110,15 @@ absl::StatusOr<v1::Envelope> EnvelopeCodec::Seal(Direction direction,
   if (options_.secrets.empty()) {
     return absl::FailedPreconditionError("no cluster secret to seal with");
   }
-  SealInputs inputs;
-  inputs.direction = direction;
-  inputs.method = std::string(method);
-  inputs.salt = std::string(salt);
-  inputs.key_generation = options_.secrets.front().generation;
-  inputs.nonce = RandomBytes(kNonceBytes);
-  inputs.request_id = RandomBytes(kRequestIdBytes);
-  inputs.sent_at_unix_ms = absl::ToUnixMillis(options_.clock());
-  inputs.payload = std::string(payload);
-  if (request_id != nullptr) *request_id = inputs.request_id;
-  return SealWith(inputs);
+  return SealFresh(direction, method, salt, options_.secrets.front().generation,
+                   /*in_reply_to=*/"", payload, request_id);
 }
 
 absl::StatusOr<v1::Envelope> EnvelopeCodec::SealReply(absl::string_view method,
                                                       const OpenedEnvelope& request,
                                                       absl::string_view payload) const {
-  SealInputs inputs;
-  inputs.direction = Direction::kReply;
-  inputs.method = std::string(method);
-  inputs.salt = request.salt;
-  inputs.key_generation = request.key_generation;
-  inputs.nonce = RandomBytes(kNonceBytes);
-  inputs.request_id = RandomBytes(kRequestIdBytes);
-  inputs.in_reply_to = request.request_id;
-  inputs.sent_at_unix_ms = absl::ToUnixMillis(options_.clock());
-  inputs.payload = std::string(payload);
-  return SealWith(inputs);
+  return SealFresh(Direction::kReply, method, request.salt, request.key_generation,
+                   request.request_id, payload, /*request_id=*/nullptr);
 }
 
 absl::StatusOr<v1::Envelope> EnvelopeCodec::SealWith(const SealInputs& inputs) const {

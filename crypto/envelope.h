@@ -127,6 +127,13 @@ class EnvelopeCodec {
                                     const v1::Envelope& envelope);
 
  private:
+  // Seals with a fresh nonce and request id, at the current time.
+  absl::StatusOr<v1::Envelope> SealFresh(Direction direction, absl::string_view method,
+                                         absl::string_view salt, uint32_t key_generation,
+                                         absl::string_view in_reply_to,
+                                         absl::string_view payload,
+                                         std::string* request_id) const;
+
   // The key for (generation, salt), derived once and cached.
   absl::StatusOr<AeadKey> Key(uint32_t generation, absl::string_view salt) const;
 

@@ -52,6 +52,12 @@ void BM_DeriveKey(benchmark::State& state) {
 }
 BENCHMARK(BM_DeriveKey);
 
+// The CSPRNG draw each seal makes (nonce and request id).
+void BM_RandomBytes(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(RandomBytes(kNonceBytes + kRequestIdBytes));
+}
+BENCHMARK(BM_RandomBytes);
+
 }  // namespace
 }  // namespace omd::crypto
 
