@@ -22,10 +22,11 @@
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "config/atomic_file.h"
 #include "log/log.h"
 #include "process/subprocess.h"
 
-namespace omd {
+namespace omd::client {
 namespace {
 
 // Per stream, in the .out file: enough to diagnose, small enough to keep.
@@ -51,25 +52,6 @@ QueueDirectories DirectoriesUnder(const std::string& root) {
   std::string actions = absl::StrCat(root, "/var/actions");
   return {absl::StrCat(actions, "/queue"), absl::StrCat(actions, "/running"),
           absl::StrCat(actions, "/done"), absl::StrCat(actions, "/failed")};
-}
-
-// mkdir -p.
-absl::Status MakeDirectories(const std::string& path) {
-  for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
-    std::string prefix = path.substr(0, slash);
-    if (!prefix.empty() && mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) {
-      return ErrnoStatus("cannot create directory", prefix, errno);
-    }
-    if (slash == std::string::npos) break;
-  }
-  struct stat info;
-  if (stat(path.c_str(), &info) != 0) {
-    return ErrnoStatus("cannot create directory", path, errno);
-  }
-  if (!S_ISDIR(info.st_mode)) {
-    return absl::InternalError(absl::StrFormat("%s is not a directory", path));
-  }
-  return absl::OkStatus();
 }
 
 // The names of the queued files, sorted. Hidden files (being written, by
@@ -238,41 +220,6 @@ ActionOutcome RunClaimedAction(const std::string& path,
   return outcome;
 }
 
-// Written under a hidden name and renamed, so a reader never sees half of it.
-// 0600: the output of an om command may be sensitive.
-absl::Status WriteFileAtomically(const std::string& directory,
-                                 const std::string& name,
-                                 const std::string& contents) {
-  std::string path = absl::StrCat(directory, "/", name);
-  std::string temporary = absl::StrCat(directory, "/.", name, ".tmp");
-  int fd = open(temporary.c_str(),
-                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return ErrnoStatus("cannot create", temporary, errno);
-  size_t written = 0;
-  while (written < contents.size()) {
-    ssize_t count = write(fd, contents.data() + written, contents.size() - written);
-    if (count < 0 && errno == EINTR) continue;
-    if (count < 0) {
-      int error_number = errno;
-      close(fd);
-      unlink(temporary.c_str());
-      return ErrnoStatus("cannot write", temporary, error_number);
-    }
-    written += static_cast<size_t>(count);
-  }
-  if (close(fd) != 0) {
-    int error_number = errno;
-    unlink(temporary.c_str());
-    return ErrnoStatus("cannot write", temporary, error_number);
-  }
-  if (rename(temporary.c_str(), path.c_str()) != 0) {
-    int error_number = errno;
-    unlink(temporary.c_str());
-    return ErrnoStatus("cannot rename to", path, error_number);
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
@@ -286,7 +233,7 @@ absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
   for (const std::string* directory :
        {&directories.queue, &directories.running, &directories.done,
         &directories.failed}) {
-    absl::Status status = MakeDirectories(*directory);
+    absl::Status status = config::MakeDirectories(*directory, 0750);
     if (!status.ok()) return status;
   }
   absl::StatusOr<std::vector<std::string>> names = ListQueue(directories.queue);
@@ -311,8 +258,9 @@ absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
     ActionOutcome outcome = RunClaimedAction(running, options);
     const std::string& destination =
         outcome.succeeded ? directories.done : directories.failed;
-    absl::Status written =
-        WriteFileAtomically(destination, absl::StrCat(name, ".out"), outcome.report);
+    // 0600: the output of an om command may be sensitive.
+    absl::Status written = config::WriteFileAtomically(
+        absl::StrCat(destination, "/", name, ".out"), outcome.report, 0600);
     if (!written.ok()) {
       OMD_LOG(WARNING, "action %s: cannot record its output: %s", name,
               written.ToString());
@@ -335,4 +283,4 @@ absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
   return summary;
 }
 
-}  // namespace omd
+}  // namespace omd::client

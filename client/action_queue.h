@@ -9,10 +9,10 @@
 // including a file that is not a valid action), with `<name>.out` beside it
 // recording the exit code or error and the command's output.
 //
-//   omd::DequeueOptions options;
+//   omd::client::DequeueOptions options;
 //   options.root = "/var/lib/omd";
 //   options.om_argv_prefix = {"/usr/bin/om", "--root", options.root};
-//   absl::StatusOr<omd::DequeueSummary> summary = omd::DequeueActions(options);
+//   absl::StatusOr<omd::DequeueSummary> summary = omd::client::DequeueActions(options);
 //   if (!summary.ok()) return summary.status();  // the queue itself is unusable
 //   if (summary->failed > 0) { ... summary->failed_names ... }
 #ifndef OMD_CLIENT_ACTION_QUEUE_H_
@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace omd {
+namespace omd::client {
 
 // Limits on one queued file; a file over them goes to failed/ unrun.
 inline constexpr size_t kMaxActionFileBytes = 64 * 1024;
@@ -51,6 +51,6 @@ struct DequeueSummary {
 // an error: it is counted in the summary.
 absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options);
 
-}  // namespace omd
+}  // namespace omd::client
 
 #endif  // OMD_CLIENT_ACTION_QUEUE_H_

@@ -19,7 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace omd {
+namespace omd::client {
 namespace {
 
 using ::testing::ElementsAre;
@@ -383,13 +383,13 @@ TEST_F(ActionQueueTest, EmptyQueueAfterARunDoesNothing) {
   EXPECT_THAT(Invocations(), ElementsAre("[x]"));
 }
 
-TEST_F(ActionQueueTest, RootThatIsAFileIsInternal) {
+TEST_F(ActionQueueTest, RootThatIsAFileIsFailedPrecondition) {
   std::string file = absl::StrCat(root_, "/plain-file");
   WriteFile(file, "not a directory");
   DequeueOptions options = Options(RecordingOm());
   options.root = file;
   absl::StatusOr<DequeueSummary> summary = DequeueActions(options);
-  EXPECT_EQ(summary.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(summary.status().message(), HasSubstr("plain-file"));
 }
 
@@ -408,4 +408,4 @@ TEST_F(ActionQueueTest, EmptyOmPrefixIsInvalidArgument) {
 }
 
 }  // namespace
-}  // namespace omd
+}  // namespace omd::client

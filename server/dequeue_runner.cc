@@ -13,7 +13,7 @@
 #include "log/log.h"
 #include "process/subprocess.h"
 
-namespace omd {
+namespace omd::server {
 namespace {
 
 // Only the first line of stderr is logged; no need to keep more.
@@ -139,4 +139,4 @@ void DequeueRunner::RunOnce() {
   }
 }
 
-}  // namespace omd
+}  // namespace omd::server

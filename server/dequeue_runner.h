@@ -6,9 +6,9 @@
 // after it, which picks up everything queued meanwhile. Trigger() never blocks,
 // so it is safe to call from an RPC handler.
 //
-//   omd::DequeueRunner::Options options;
+//   omd::server::DequeueRunner::Options options;
 //   options.argv = {"/usr/bin/om", "--root", root, "node", "dequeue", "actions"};
-//   omd::DequeueRunner runner(std::move(options));
+//   omd::server::DequeueRunner runner(std::move(options));
 //   runner.Trigger();  // returns at once; the run happens on runner's thread
 //   ...
 //   runner.Stop();     // or let the destructor do it
@@ -25,7 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-namespace omd {
+namespace omd::server {
 
 class DequeueRunner {
  public:
@@ -77,6 +77,6 @@ class DequeueRunner {
   std::thread thread_;  // last: started once every other member exists
 };
 
-}  // namespace omd
+}  // namespace omd::server
 
 #endif  // OMD_SERVER_DEQUEUE_RUNNER_H_

@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace omd {
+namespace omd::server {
 namespace {
 
 using ::testing::HasSubstr;
@@ -246,4 +246,4 @@ TEST_F(DequeueRunnerTest, WaitForIdleTimesOutWhileARunIsInProgress) {
 }
 
 }  // namespace
-}  // namespace omd
+}  // namespace omd::server
