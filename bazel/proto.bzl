@@ -5,7 +5,7 @@ genrule runs /usr/bin/protoc and the gRPC plugin instead. Generated headers keep
 source path: `proto/omd.proto` gives `#include "proto/omd.pb.h"`.
 """
 
-def omd_cc_proto_library(name, srcs, deps = [], grpc = False, visibility = None):
+def omd_cc_proto_library(name, srcs, deps = [], grpc = False, testonly = False, visibility = None):
     """Generates C++ messages (and, with grpc, stubs) for `srcs`.
 
     Args:
@@ -13,6 +13,7 @@ def omd_cc_proto_library(name, srcs, deps = [], grpc = False, visibility = None)
       srcs: .proto files of this package.
       deps: omd_cc_proto_library targets whose .proto files these import.
       grpc: also generate gRPC service code.
+      testonly: for tests only.
       visibility: of the cc_library.
     """
     bases = [src[:-len(".proto")] for src in srcs]
@@ -26,10 +27,12 @@ def omd_cc_proto_library(name, srcs, deps = [], grpc = False, visibility = None)
         srcs = srcs + [dep + "_srcs" for dep in deps],
         outs = outs,
         cmd = cmd + " " + " ".join(["$(location %s)" % src for src in srcs]),
+        testonly = testonly,
     )
     native.filegroup(
         name = name + "_srcs",
         srcs = srcs + [dep + "_srcs" for dep in deps],
+        testonly = testonly,
         visibility = visibility,
     )
     native.cc_library(
@@ -37,5 +40,6 @@ def omd_cc_proto_library(name, srcs, deps = [], grpc = False, visibility = None)
         srcs = [out for out in outs if out.endswith(".cc")],
         hdrs = [out for out in outs if out.endswith(".h")],
         deps = deps + ["@system//:protobuf"] + (["@system//:grpcpp"] if grpc else []),
+        testonly = testonly,
         visibility = visibility,
     )

@@ -76,6 +76,10 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
       &context, *sealed, &reply);
   if (!status.ok()) return rpc::FromGrpcStatus(status);
 
+  if (reply.salt() != sealed->salt() ||
+      reply.key_generation() != sealed->key_generation()) {
+    return absl::UnauthenticatedError("reply is not sealed with this request's key");
+  }
   absl::StatusOr<crypto::OpenedEnvelope> opened =
       codec_.Open(crypto::Direction::kReply, path, reply);
   if (!opened.ok()) {

@@ -59,7 +59,7 @@ absl::StatusOr<AeadKey> EnvelopeCodec::Key(uint32_t generation,
                                            absl::string_view salt) const {
   const std::string cache_key = CacheKey(generation, salt);
   {
-    absl::MutexLock lock(&key_cache_mutex_);
+    sync::MutexLock lock(&key_cache_mutex_);
     auto it = key_cache_.find(cache_key);
     if (it != key_cache_.end()) return it->second;
   }
@@ -72,7 +72,7 @@ absl::StatusOr<AeadKey> EnvelopeCodec::Key(uint32_t generation,
   }
   absl::StatusOr<AeadKey> key = DeriveKey(secret->secret, salt, kKeyDerivationInfo);
   if (!key.ok()) return key.status();
-  absl::MutexLock lock(&key_cache_mutex_);
+  sync::MutexLock lock(&key_cache_mutex_);
   // Full: drop an arbitrary entry. Honest clients reuse a salt per connection, so
   // the working set is small; this only bounds what forged salts can make us hold.
   if (key_cache_.size() >= options_.key_cache_capacity && !key_cache_.empty()) {

@@ -28,11 +28,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "crypto/aead.h"
 #include "proto/omd.pb.h"
+#include "sync/mutex.h"
 
 namespace omd::crypto {
 
@@ -138,7 +138,7 @@ class EnvelopeCodec {
   absl::StatusOr<AeadKey> Key(uint32_t generation, absl::string_view salt) const;
 
   const EnvelopeOptions options_;
-  mutable absl::Mutex key_cache_mutex_;
+  mutable sync::Mutex key_cache_mutex_;
   mutable absl::flat_hash_map<std::string, AeadKey> key_cache_
       ABSL_GUARDED_BY(key_cache_mutex_);
 };

@@ -1,6 +1,9 @@
 #include "crypto/envelope.h"
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -177,6 +180,36 @@ TEST_F(EnvelopeTest, UnencryptedBenchmarkModeCarriesTheSameFields) {
   EXPECT_EQ(opened->payload, "x");
   // And an encrypting node refuses it.
   EXPECT_FALSE(node2_.Open(Direction::kRequest, kMethod, request).ok());
+}
+
+}  // namespace
+}  // namespace omd::crypto
+
+namespace omd::crypto {
+namespace {
+
+// Sealing and opening from many threads shares the key cache and uses each
+// thread's own cipher contexts; a small cache also exercises eviction.
+TEST(EnvelopeConcurrencyTest, ManyThreadsSealAndOpen) {
+  EnvelopeOptions options = Options("node1");
+  options.key_cache_capacity = 4;
+  EnvelopeCodec codec(options);
+  std::atomic<int> opened{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        const std::string salt = EnvelopeCodec::NewSalt();
+        v1::Envelope envelope =
+            codec.Seal(Direction::kRequest, kMethod, salt, std::to_string(i)).value();
+        absl::StatusOr<OpenedEnvelope> result =
+            codec.Open(Direction::kRequest, kMethod, envelope);
+        if (result.ok() && result->payload == std::to_string(i)) ++opened;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(opened.load(), 800);
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ void ReplayGuard::DropExpired(int64_t now_second) {
 absl::Status ReplayGuard::Admit(absl::string_view request_id, absl::Time sent_at,
                                 absl::Time now) {
   const int64_t second = absl::ToUnixSeconds(sent_at);
-  absl::MutexLock lock(&mutex_);
+  sync::MutexLock lock(&mutex_);
   DropExpired(absl::ToUnixSeconds(now));
   if (second < floor_second_) {
     return absl::UnauthenticatedError(
@@ -39,7 +39,7 @@ absl::Status ReplayGuard::Admit(absl::string_view request_id, absl::Time sent_at
 }
 
 size_t ReplayGuard::size() const {
-  absl::MutexLock lock(&mutex_);
+  sync::MutexLock lock(&mutex_);
   return size_;
 }
 

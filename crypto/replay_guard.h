@@ -22,8 +22,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "sync/mutex.h"
 
 namespace omd::crypto {
 
@@ -46,7 +46,7 @@ class ReplayGuard {
   void DropExpired(int64_t now_second) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const Options options_;
-  mutable absl::Mutex mutex_;
+  mutable sync::Mutex mutex_;
   std::map<int64_t, absl::flat_hash_set<std::string>> buckets_ ABSL_GUARDED_BY(mutex_);
   size_t size_ ABSL_GUARDED_BY(mutex_) = 0;
   int64_t floor_second_ ABSL_GUARDED_BY(mutex_);

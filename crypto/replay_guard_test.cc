@@ -1,5 +1,10 @@
 #include "crypto/replay_guard.h"
 
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace omd::crypto {
@@ -37,6 +42,29 @@ TEST(ReplayGuardTest, FullGuardRaisesAFloorInsteadOfForgetting) {
   EXPECT_EQ(guard.Admit("b", kNow - absl::Seconds(2), kNow).code(),
             absl::StatusCode::kUnauthenticated);
   EXPECT_TRUE(guard.Admit("d", kNow, kNow).ok());
+}
+
+}  // namespace
+}  // namespace omd::crypto
+
+namespace omd::crypto {
+namespace {
+
+// Threads racing to admit the same ids: each id is admitted exactly once.
+TEST(ReplayGuardTest, ConcurrentAdmitsAcceptEachIdOnce) {
+  ReplayGuard guard({});
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        if (guard.Admit("id-" + std::to_string(i), kNow, kNow).ok()) ++admitted;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(admitted.load(), 1000);
+  EXPECT_EQ(guard.size(), 1000u);
 }
 
 }  // namespace

@@ -8,13 +8,13 @@ namespace omd::server {
 Blacklist::Blacklist(Options options) : options_(options) {}
 
 bool Blacklist::IsBlocked(const Sender& sender) const {
-  absl::MutexLock lock(&mutex_);
+  sync::MutexLock lock(&mutex_);
   auto it = invalid_counts_.find(sender);
   return it != invalid_counts_.end() && it->second >= options_.threshold;
 }
 
 void Blacklist::RecordInvalid(const Sender& sender) {
-  absl::MutexLock lock(&mutex_);
+  sync::MutexLock lock(&mutex_);
   auto it = invalid_counts_.find(sender);
   if (it != invalid_counts_.end()) {
     it->second = std::min(it->second + 1, options_.threshold);
@@ -30,14 +30,14 @@ void Blacklist::RecordInvalid(const Sender& sender) {
 }
 
 void Blacklist::RecordValid(const Sender& sender) {
-  absl::MutexLock lock(&mutex_);
+  sync::MutexLock lock(&mutex_);
   invalid_counts_.erase(sender);
 }
 
 std::vector<BlacklistEntry> Blacklist::Entries() const {
   std::vector<BlacklistEntry> entries;
   {
-    absl::MutexLock lock(&mutex_);
+    sync::MutexLock lock(&mutex_);
     entries.reserve(invalid_counts_.size());
     for (const auto& [sender, count] : invalid_counts_) {
       entries.push_back({sender, count, count >= options_.threshold});
@@ -51,7 +51,7 @@ std::vector<BlacklistEntry> Blacklist::Entries() const {
 }
 
 size_t Blacklist::Clear() {
-  absl::MutexLock lock(&mutex_);
+  sync::MutexLock lock(&mutex_);
   const size_t cleared = invalid_counts_.size();
   invalid_counts_.clear();
   return cleared;

@@ -16,7 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "sync/mutex.h"
 
 namespace omd::server {
 
@@ -62,7 +62,7 @@ class Blacklist {
 
  private:
   const Options options_;
-  mutable absl::Mutex mutex_;
+  mutable sync::Mutex mutex_;
   absl::flat_hash_map<Sender, uint32_t> invalid_counts_ ABSL_GUARDED_BY(mutex_);
 };
 

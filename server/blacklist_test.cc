@@ -1,5 +1,9 @@
 #include "server/blacklist.h"
 
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace omd::server {
@@ -61,6 +65,35 @@ TEST(BlacklistTest, FullBlacklistKeepsBlockedSenders) {
   }
   EXPECT_EQ(blacklist.Entries().size(), 3u);
   EXPECT_TRUE(blacklist.IsBlocked(kForgedNode2));
+}
+
+}  // namespace
+}  // namespace omd::server
+
+namespace omd::server {
+namespace {
+
+// Many senders failing and succeeding at once: counts stay exact (and TSan sees
+// every access).
+TEST(BlacklistTest, ConcurrentSendersAreCountedExactly) {
+  Blacklist blacklist({.threshold = 1000});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&blacklist, t] {
+      const Sender mine{"node" + std::to_string(t), "127.0.0.1"};
+      for (int i = 0; i < 500; ++i) {
+        blacklist.RecordInvalid(mine);
+        blacklist.RecordInvalid({"shared", "127.0.0.9"});
+        blacklist.IsBlocked(mine);
+      }
+      blacklist.Entries();
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const BlacklistEntry& entry : blacklist.Entries()) {
+    EXPECT_EQ(entry.invalid_messages, entry.sender.nodename == "shared" ? 1000u : 500u)
+        << entry.sender.nodename;
+  }
 }
 
 }  // namespace

@@ -35,11 +35,10 @@ DequeueRunner::~DequeueRunner() { Stop(); }
 void DequeueRunner::Trigger() {
   bool stopped;
   {
-    absl::MutexLock lock(&mu_);
+    sync::MutexLock lock(&mu_);
     stopped = stopping_;
     if (!stopped) {
-      run_requested_ = true;
-      run_requested_or_stopping_.Signal();
+      run_requested_ = true;  // the runner's Await sees it at unlock
     }
   }
   if (stopped) {
@@ -50,48 +49,47 @@ void DequeueRunner::Trigger() {
 void DequeueRunner::Stop() {
   std::call_once(stop_once_, [this] {
     {
-      absl::MutexLock lock(&mu_);
+      sync::MutexLock lock(&mu_);
       stopping_ = true;
-      run_requested_or_stopping_.Signal();
     }
     thread_.join();
   });
 }
 
 int64_t DequeueRunner::runs_started() const {
-  absl::MutexLock lock(&mu_);
+  sync::MutexLock lock(&mu_);
   return runs_started_;
 }
 
 int64_t DequeueRunner::runs_completed() const {
-  absl::MutexLock lock(&mu_);
+  sync::MutexLock lock(&mu_);
   return runs_completed_;
 }
 
 bool DequeueRunner::WaitForIdleForTesting(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  sync::MutexLock lock(&mu_);
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !running_ && !run_requested_;
   };
-  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+  return mu_.AwaitWithTimeout(idle, timeout);
 }
 
 bool DequeueRunner::WaitForRunsStartedForTesting(int64_t count,
                                                  absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  sync::MutexLock lock(&mu_);
   auto started = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return runs_started_ >= count;
   };
-  return mu_.AwaitWithTimeout(absl::Condition(&started), timeout);
+  return mu_.AwaitWithTimeout(started, timeout);
 }
 
 void DequeueRunner::RunLoop() {
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
-      while (!run_requested_ && !stopping_) {
-        run_requested_or_stopping_.Wait(&mu_);
-      }
+      sync::MutexLock lock(&mu_);
+      mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return run_requested_ || stopping_;
+      });
       if (stopping_) {
         if (run_requested_) {
           OMD_LOG(WARNING,
@@ -108,7 +106,7 @@ void DequeueRunner::RunLoop() {
     }
     RunOnce();
     {
-      absl::MutexLock lock(&mu_);
+      sync::MutexLock lock(&mu_);
       running_ = false;
       ++runs_completed_;
     }

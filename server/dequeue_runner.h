@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "sync/mutex.h"
 
 namespace omd::server {
 
@@ -65,8 +65,7 @@ class DequeueRunner {
 
   const Options options_;
 
-  mutable absl::Mutex mu_;
-  absl::CondVar run_requested_or_stopping_;  // signalled on either change
+  mutable sync::Mutex mu_;
   bool run_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool running_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

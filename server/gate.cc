@@ -23,12 +23,12 @@ Gate::Gate(Options options, std::shared_ptr<const ClusterView> view)
       view_(std::move(view)) {}
 
 void Gate::SetClusterView(std::shared_ptr<const ClusterView> view) {
-  absl::MutexLock lock(&view_mutex_);
+  sync::MutexLock lock(&view_mutex_);
   view_ = std::move(view);
 }
 
 std::shared_ptr<const ClusterView> Gate::cluster_view() const {
-  absl::MutexLock lock(&view_mutex_);
+  sync::MutexLock lock(&view_mutex_);
   return view_;
 }
 

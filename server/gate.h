@@ -29,12 +29,12 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "crypto/envelope.h"
 #include "crypto/replay_guard.h"
 #include "proto/omd.pb.h"
 #include "server/blacklist.h"
 #include "server/caller.h"
+#include "sync/mutex.h"
 
 namespace omd::server {
 
@@ -87,7 +87,7 @@ class Gate {
   Blacklist blacklist_;
   crypto::ReplayGuard replay_guard_;
   std::atomic<int64_t> open_attempts_{0};
-  mutable absl::Mutex view_mutex_;
+  mutable sync::Mutex view_mutex_;
   std::shared_ptr<const ClusterView> view_ ABSL_GUARDED_BY(view_mutex_);
 };
 

@@ -10,8 +10,11 @@
 #include "absl/time/clock.h"
 #include "config/atomic_file.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
+#include "proto/omd.pb.h"
 #include "testing/daemon_harness.h"
+#include "testing/reflection.grpc.pb.h"
 
 namespace omd::testing {
 namespace {
@@ -177,6 +180,51 @@ TEST_F(EndToEndTest, HelpTellsTheTruth) {
   OmResult om_help = RunOm(daemon_->root(), {"--help"});
   EXPECT_THAT(om_help.stdout_text + om_help.stderr_text, HasSubstr("om daemon blacklist status"));
   EXPECT_THAT(om_help.stdout_text + om_help.stderr_text, HasSubstr("--output"));
+}
+
+// Another language can generate typed helpers from what reflection serves: the
+// service, and its methods' carries options.
+TEST_F(EndToEndTest, ReflectionServesTheAgentDescriptor) {
+  using grpc::reflection::v1alpha::ServerReflection;
+  using grpc::reflection::v1alpha::ServerReflectionRequest;
+  using grpc::reflection::v1alpha::ServerReflectionResponse;
+  auto stub = ServerReflection::NewStub(
+      grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  auto stream = stub->ServerReflectionInfo(&context);
+  ServerReflectionRequest list;
+  list.set_list_services("");
+  ServerReflectionRequest file;
+  file.set_file_containing_symbol("omd.v1.Agent");
+  ASSERT_TRUE(stream->Write(list));
+  ASSERT_TRUE(stream->Write(file));
+  ASSERT_TRUE(stream->WritesDone());
+
+  ServerReflectionResponse services;
+  ASSERT_TRUE(stream->Read(&services));
+  std::vector<std::string> names;
+  for (const auto& service : services.list_services_response().service()) {
+    names.push_back(service.name());
+  }
+  EXPECT_THAT(names, ::testing::IsSupersetOf({"omd.v1.Agent", "grpc.health.v1.Health"}));
+
+  ServerReflectionResponse files;
+  ASSERT_TRUE(stream->Read(&files));
+  ASSERT_GE(files.file_descriptor_response().file_descriptor_proto_size(), 1);
+  google::protobuf::FileDescriptorProto omd_proto;
+  ASSERT_TRUE(omd_proto.ParseFromString(
+      files.file_descriptor_response().file_descriptor_proto(0)));
+  EXPECT_EQ(omd_proto.name(), "proto/omd.proto");
+  ASSERT_EQ(omd_proto.service_size(), 1);
+  const google::protobuf::ServiceDescriptorProto& agent = omd_proto.service(0);
+  EXPECT_EQ(agent.method_size(), 15);
+  for (const auto& method : agent.method()) {
+    const v1::Carries& carries = method.options().GetExtension(v1::carries);
+    EXPECT_TRUE(absl::StartsWith(carries.request(), "omd.v1.")) << method.name();
+    EXPECT_TRUE(absl::StartsWith(carries.reply(), "omd.v1.")) << method.name();
+  }
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 // Two daemons of one cluster on their own addresses: each serves the other's node.
