@@ -89,6 +89,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
                            grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(daemon->service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
+  // gRPC sets SO_REUSEPORT by default: a second omd on the same port would start
+  // and silently receive half of the connections. Fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Long log streams: accept the client's keepalive pings (client/agent_client.cc).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);

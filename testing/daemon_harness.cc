@@ -59,7 +59,9 @@ absl::Status WriteNodeConf(const std::string& root, const NodeConfSpec& spec) {
                                  : spec.cluster_nodes;
   const std::string text = absl::StrCat(
       "[node]\nname = ", spec.node_name, "\n\n[cluster]\nname = ", spec.cluster_name,
-      "\nsecret = ", spec.secret, "\nnodes = ", absl::StrJoin(nodes, " "),
+      "\nsecret = ", spec.secret, "\nkey_generation = ", spec.key_generation,
+      spec.previous_secret.empty() ? "" : "\nprevious_secret = ", spec.previous_secret,
+      "\nnodes = ", absl::StrJoin(nodes, " "),
       "\n\n[listener]\naddr = ", spec.listen_address, "\nport = ", spec.port, "\n",
       spec.extra);
   return config::WriteFileAtomically(root + "/etc/node.conf", text, 0600);

@@ -15,6 +15,7 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,8 @@ struct NodeConfSpec {
   std::string node_name = "node1";
   std::string cluster_name = "test";
   std::string secret = kTestSecret;
+  uint32_t key_generation = 1;
+  std::string previous_secret;  // empty: none
   std::vector<std::string> cluster_nodes;  // empty: just node_name
   std::string listen_address = "127.0.0.1";
   int port = 0;

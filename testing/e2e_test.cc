@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "config/atomic_file.h"
+#include "config/node_config.h"
+#include "process/subprocess.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
@@ -20,6 +22,7 @@ namespace omd::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class EndToEndTest : public ::testing::Test {
  protected:
@@ -251,6 +254,92 @@ TEST(MultiNodeTest, PeersOnTheirOwnAddressesServeEachOther) {
     EXPECT_EQ(result.stdout_text, "{\"data\": {}, \"status\": 0}\n");
   }
   for (auto& node : nodes) EXPECT_TRUE(node->Stop().ok());
+}
+
+// A rotation in progress: the daemon seals with generation 2 and still opens
+// generation 1, so nodes not yet rotated keep working; a node rotated ahead of it
+// is refused until the daemon has the new secret.
+TEST(KeyRotationTest, PreviousGenerationIsAcceptedDuringARotation) {
+  const std::string new_secret = "the-new-cluster-secret-0123456789";
+  DaemonProcess::Options options;
+  options.node.cluster_nodes = {"node1", "node2"};
+  options.node.secret = new_secret;
+  options.node.key_generation = 2;
+  options.node.previous_secret = kTestSecret;
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto peer = [&](const std::string& secret, uint32_t generation) {
+    const std::string root = NewTempDir("node2");
+    NodeConfSpec spec;
+    spec.node_name = "node2";
+    spec.cluster_nodes = {"node1", "node2"};
+    spec.secret = secret;
+    spec.key_generation = generation;
+    EXPECT_TRUE(WriteNodeConf(root, spec).ok());
+    return RunOm(root, {"--server", (*daemon)->address(), "daemon", "blacklist", "status"});
+  };
+  OmResult old_key = peer(kTestSecret, 1);
+  EXPECT_EQ(old_key.exit_code, 0) << old_key.stderr_text;
+  OmResult new_key = peer(new_secret, 2);
+  EXPECT_EQ(new_key.exit_code, 0) << new_key.stderr_text;
+  OmResult unknown = peer("a-generation-three-secret-value", 3);
+  EXPECT_EQ(unknown.exit_code, 16);
+  EXPECT_THAT(unknown.stderr_text, HasSubstr("unknown key generation 3"));
+  EXPECT_TRUE((*daemon)->Stop().ok());
+}
+
+TEST(DaemonStartTest, BadConfigurationIsRefusedClearly) {
+  DaemonProcess::Options options;
+  options.node.extra = "clock_skew = forever\n";  // in [listener], the last section
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+  ASSERT_FALSE(daemon.ok());
+  EXPECT_THAT(daemon.status().message(), HasSubstr("clock_skew"));
+  EXPECT_THAT(daemon.status().message(), Not(HasSubstr(kTestSecret)));
+}
+
+TEST(DaemonStartTest, AnAddressInUseIsRefusedClearly) {
+  DaemonProcess::Options first;
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> running = DaemonProcess::Start(first);
+  ASSERT_TRUE(running.ok()) << running.status();
+  DaemonProcess::Options second;
+  second.node.port = std::stoi((*running)->address().substr((*running)->address().rfind(':') + 1));
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> clash = DaemonProcess::Start(second);
+  ASSERT_FALSE(clash.ok());
+  EXPECT_THAT(clash.status().message(), HasSubstr("cannot listen on 127.0.0.1:"));
+  EXPECT_TRUE((*running)->Stop().ok());
+}
+
+TEST(DaemonStartTest, BadFlagsAreRefusedClearly) {
+  ProcessOptions process;
+  process.argv = {OmdPath(), "--root", NewTempDir("flags"), "--max_request_bytes", "1"};
+  absl::StatusOr<ProcessResult> run = RunProcess(process);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->exit_code, 1);
+  EXPECT_THAT(run->stderr_text, HasSubstr("--max_request_bytes must be between"));
+}
+
+// With no node.conf, omd writes a working default before it listens: a random
+// 32-byte secret, in a file only its owner can read, and the default listener.
+// (It serves on 127.0.0.1:1214 if that is free; the test only reads the file.)
+TEST(DaemonStartTest, DefaultConfigurationIsCreatedPrivate) {
+  const std::string root = NewTempDir("fresh");
+  ProcessOptions process;
+  process.argv = {OmdPath(), "--root", root, "--dequeue_command", "/bin/true"};
+  process.timeout = absl::Seconds(2);  // then SIGTERM
+  absl::StatusOr<ProcessResult> run = RunProcess(process);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const std::string path = root + "/etc/node.conf";
+  struct stat info;
+  ASSERT_EQ(stat(path.c_str(), &info), 0) << run->stderr_text;
+  EXPECT_EQ(info.st_mode & 0777, 0600);
+  absl::StatusOr<config::NodeConfig> config = config::LoadNodeConfig(root);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->secret.size(), 64u);
+  EXPECT_EQ(config->secret.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(config->listener_addr, "127.0.0.1");
+  EXPECT_EQ(config->listener_port, 1214);
+  EXPECT_EQ(config->cluster_nodes, std::vector<std::string>{config->node_name});
+  EXPECT_THAT(run->stderr_text, Not(HasSubstr(config->secret)));
 }
 
 }  // namespace
