@@ -1,6 +1,7 @@
 #include "rpc/peer.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 
 namespace omd::rpc {
@@ -12,12 +13,17 @@ std::string PeerAddress(absl::string_view peer) {
     return std::string(colon == absl::string_view::npos ? rest : rest.substr(0, colon));
   }
   if (absl::ConsumePrefix(&rest, "ipv6:")) {
-    // Percent-encoded scope ids aside, the form is [address]:port.
-    if (absl::ConsumePrefix(&rest, "[")) {
-      const size_t close = rest.find(']');
-      if (close != absl::string_view::npos) return std::string(rest.substr(0, close));
+    // gRPC 1.48+ percent-encodes the brackets: "ipv6:%5B::1%5D:51234".
+    const std::string decoded =
+        absl::StrReplaceAll(rest, {{"%5B", "["}, {"%5D", "]"}, {"%25", "%"}});
+    absl::string_view address = decoded;
+    if (absl::ConsumePrefix(&address, "[")) {
+      const size_t close = address.find(']');
+      if (close != absl::string_view::npos) address = address.substr(0, close);
     }
-    return std::string(rest);
+    // An IPv4 peer of a dual-stack listener is the same sender as over IPv4.
+    absl::ConsumePrefix(&address, "::ffff:");
+    return std::string(address);
   }
   return std::string(peer);
 }

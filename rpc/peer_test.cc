@@ -8,7 +8,17 @@ namespace {
 TEST(PeerAddressTest, DropsSchemeAndPort) {
   EXPECT_EQ(PeerAddress("ipv4:127.0.0.2:51234"), "127.0.0.2");
   EXPECT_EQ(PeerAddress("ipv6:[::1]:51234"), "::1");
-  EXPECT_EQ(PeerAddress("ipv6:[fe80::1%25eth0]:1214"), "fe80::1%25eth0");
+}
+
+// What gRPC 1.51 really prints for IPv6 peers.
+TEST(PeerAddressTest, DecodesPercentEncodedBrackets) {
+  EXPECT_EQ(PeerAddress("ipv6:%5B::1%5D:51234"), "::1");
+  EXPECT_EQ(PeerAddress("ipv6:%5Bfe80::1%25eth0%5D:1214"), "fe80::1%eth0");
+}
+
+TEST(PeerAddressTest, MapsIpv4OverIpv6ToIpv4) {
+  EXPECT_EQ(PeerAddress("ipv6:%5B::ffff:127.0.0.5%5D:40000"), "127.0.0.5");
+  EXPECT_EQ(PeerAddress("ipv6:[::ffff:10.1.2.3]:40000"), "10.1.2.3");
 }
 
 TEST(PeerAddressTest, KeepsWhatItDoesNotKnow) {

@@ -20,10 +20,17 @@ void Blacklist::RecordInvalid(const Sender& sender) {
     it->second = std::min(it->second + 1, options_.threshold);
     return;
   }
-  if (invalid_counts_.size() >= options_.capacity && !invalid_counts_.empty()) {
-    auto fewest = std::min_element(
-        invalid_counts_.begin(), invalid_counts_.end(),
-        [](const auto& a, const auto& b) { return a.second < b.second; });
+  if (invalid_counts_.size() >= options_.capacity) {
+    // Make room by forgetting the sender with the fewest failures, but never a
+    // blocked one; when all are blocked, the newcomer is not tracked.
+    auto fewest = invalid_counts_.end();
+    for (auto it = invalid_counts_.begin(); it != invalid_counts_.end(); ++it) {
+      if (it->second < options_.threshold &&
+          (fewest == invalid_counts_.end() || it->second < fewest->second)) {
+        fewest = it;
+      }
+    }
+    if (fewest == invalid_counts_.end()) return;
     invalid_counts_.erase(fewest);
   }
   invalid_counts_.emplace(sender, 1);

@@ -44,8 +44,8 @@ class Blacklist {
   struct Options {
     // Consecutive invalid messages after which a sender's messages are dropped.
     uint32_t threshold = 5;
-    // Senders tracked at most; when full, the one with the fewest failures goes,
-    // so that flooding with new forged names cannot unblock anyone.
+    // Senders tracked at most; when full, the unblocked one with the fewest
+    // failures goes, so that flooding with new senders cannot unblock anyone.
     size_t capacity = 4096;
   };
 

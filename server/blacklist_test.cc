@@ -56,15 +56,21 @@ TEST(BlacklistTest, EntriesAreSortedAndClearEmptiesThem) {
   EXPECT_TRUE(blacklist.Entries().empty());
 }
 
-// Flooding with new forged names evicts the least-failed senders, never a blocked one.
+// Flooding with new senders evicts the least-failed ones, never a blocked one,
+// even when the flood gets its own senders blocked first.
 TEST(BlacklistTest, FullBlacklistKeepsBlockedSenders) {
   Blacklist blacklist({.threshold = 5, .capacity = 3});
   for (int i = 0; i < 5; ++i) blacklist.RecordInvalid(kForgedNode2);
   for (int i = 0; i < 100; ++i) {
-    blacklist.RecordInvalid({"forged" + std::to_string(i), "127.0.0.9"});
+    const Sender flood{"forged" + std::to_string(i), "127.0.0.9"};
+    for (int j = 0; j < 5; ++j) blacklist.RecordInvalid(flood);
   }
-  EXPECT_EQ(blacklist.Entries().size(), 3u);
+  std::vector<BlacklistEntry> entries = blacklist.Entries();
+  EXPECT_EQ(entries.size(), 3u);
   EXPECT_TRUE(blacklist.IsBlocked(kForgedNode2));
+  EXPECT_TRUE(blacklist.IsBlocked({"forged0", "127.0.0.9"}));
+  EXPECT_TRUE(blacklist.IsBlocked({"forged1", "127.0.0.9"}));
+  EXPECT_FALSE(blacklist.IsBlocked({"forged99", "127.0.0.9"}));  // never tracked
 }
 
 }  // namespace

@@ -11,9 +11,9 @@
 namespace omd::server {
 namespace {
 
-// A forged name can be anything up to the message size; keep what we store and log
-// short.
-constexpr size_t kMaxLoggedNameBytes = 64;
+// Senders that claim an invalid name share one key per address: a forger cannot
+// fill the blacklist by inventing names, and no raw name reaches a log line.
+constexpr absl::string_view kInvalidNameSender = "<invalid>";
 
 }  // namespace
 
@@ -46,7 +46,8 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
                                             bool open_to_non_members,
                                             absl::string_view grpc_peer,
                                             const v1::Envelope& envelope) {
-  Sender sender{envelope.nodename().substr(0, kMaxLoggedNameBytes),
+  const bool valid_name = config::IsValidName(envelope.nodename());
+  Sender sender{valid_name ? envelope.nodename() : std::string(kInvalidNameSender),
                 rpc::PeerAddress(grpc_peer)};
   if (blacklist_.IsBlocked(sender)) {
     return absl::PermissionDeniedError(
@@ -54,7 +55,7 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
                      " is blacklisted after repeated invalid messages"));
   }
   std::shared_ptr<const ClusterView> view = cluster_view();
-  if (!config::IsValidName(envelope.nodename())) {
+  if (!valid_name) {
     return Refuse(sender, method_path,
                   absl::PermissionDeniedError("invalid sender node name"));
   }
@@ -67,9 +68,11 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
   absl::StatusOr<crypto::OpenedEnvelope> opened =
       view->codec->Open(crypto::Direction::kRequest, method_path, envelope);
   if (!opened.ok()) return Refuse(sender, method_path, opened.status());
+  // Not counted: the envelope is authentic, and whoever replays it first (from any
+  // address) must not make the genuine sender's copy count against it.
   absl::Status fresh =
       replay_guard_.Admit(opened->request_id, opened->sent_at, view->codec->Now());
-  if (!fresh.ok()) return Refuse(sender, method_path, fresh);
+  if (!fresh.ok()) return fresh;
   blacklist_.RecordValid(sender);
   return AdmittedRequest{Caller{std::move(sender.nodename), std::move(sender.address)},
                          *std::move(opened), std::move(view)};

@@ -71,7 +71,9 @@ class GateTest : public ::testing::Test {
     omd::testing::NodeConfSpec spec;
     spec.node_name = "node1";
     spec.cluster_nodes = {"node1", "node2"};
-    spec.listen_address = "0.0.0.0";  // reachable on every 127.0.0.x
+    // Dual stack: IPv4 peers on every 127.0.0.x arrive as ::ffff:127.0.0.x, and
+    // must still be told apart by address.
+    spec.listen_address = "::";
     ASSERT_TRUE(omd::testing::WriteNodeConf(root_, spec).ok());
     Daemon::Options options;
     options.root = root_;
@@ -197,6 +199,25 @@ TEST_F(GateTest, FiveInvalidMessagesBlacklistAndTheSixthIsNotDecrypted) {
   EXPECT_TRUE(BlacklistStatus(*same_sender).ok());
 }
 
+// Over IPv6, the sender's address must not include the connection's port, or
+// each new connection would start a fresh count.
+TEST_F(GateTest, Ipv6SendersAreBlacklistedAcrossConnections) {
+  for (int i = 1; i <= 5; ++i) {
+    auto impostor = Client(grpc::CreateChannel(Target("[::1]"), grpc::InsecureChannelCredentials()),
+                           "node2", "wrong-secret-wrong-secret");
+    EXPECT_EQ(BlacklistStatus(*impostor).code(), absl::StatusCode::kUnauthenticated) << i;
+  }
+  auto sixth = Client(grpc::CreateChannel(Target("[::1]"), grpc::InsecureChannelCredentials()),
+                      "node2", "wrong-secret-wrong-secret");
+  EXPECT_EQ(BlacklistStatus(*sixth).code(), absl::StatusCode::kPermissionDenied);
+  auto admin = Client(ChannelFrom("127.0.0.1"), "node1");
+  v1::BlacklistStatusReply entries =
+      admin->Call<v1::BlacklistStatusReply>("BlacklistStatus", v1::BlacklistStatusRequest())
+          .value();
+  ASSERT_EQ(entries.entries_size(), 1);
+  EXPECT_EQ(entries.entries(0).address(), "::1");
+}
+
 TEST_F(GateTest, NonMembersCountAsInvalidToo) {
   auto stranger = Client(ChannelFrom("127.0.0.6"), "stranger");
   const int64_t opens_before = daemon_->gate().open_attempts();
@@ -246,6 +267,29 @@ TEST_F(GateTest, AReplayedRequestIsRefused) {
   grpc::Status replay = CallWithEnvelope(channel.get(), method, request);
   EXPECT_EQ(replay.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(replay.error_message(), "replayed request");
+  // Replays are authentic envelopes: whoever replays one first must not be able to
+  // get the genuine sender blacklisted with them.
+  for (int i = 0; i < 10; ++i) CallWithEnvelope(channel.get(), method, request);
+  EXPECT_TRUE(daemon_->gate().blacklist().Entries().empty());
+}
+
+TEST_F(GateTest, InvalidNamesShareOneSenderPerAddress) {
+  auto channel = ChannelFrom("127.0.0.12");
+  crypto::EnvelopeCodec forger(Identity("node2", "not-the-cluster-secret"));
+  const google::protobuf::MethodDescriptor& method =
+      *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
+  for (const std::string name : {"bad/name", "-dash", "a\nforged log line", ""}) {
+    v1::Envelope envelope = forger.Seal(crypto::Direction::kRequest, MethodPath(method),
+                                        crypto::EnvelopeCodec::NewSalt(), "")
+                                .value();
+    envelope.set_nodename(name);
+    EXPECT_EQ(CallWithEnvelope(channel.get(), method, envelope).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  std::vector<BlacklistEntry> entries = daemon_->gate().blacklist().Entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].sender.nodename, "<invalid>");
+  EXPECT_EQ(entries[0].invalid_messages, 4u);
 }
 
 TEST_F(GateTest, RepliesAreSealedByTheDaemon) {
