@@ -63,7 +63,8 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
 
   std::string request_id;
   absl::StatusOr<v1::Envelope> sealed = codec_.Seal(
-      crypto::Direction::kRequest, path, salt_, request.SerializeAsString(), &request_id);
+      crypto::Direction::kRequest, path, options_.recipient, salt_,
+      request.SerializeAsString(), &request_id);
   if (!sealed.ok()) return sealed.status();
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));

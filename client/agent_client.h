@@ -36,6 +36,9 @@ class AgentClient {
     std::string target;  // "host:port"; ignored when `channel` is set
     std::shared_ptr<grpc::Channel> channel;
     crypto::EnvelopeOptions envelope;  // this node, its cluster and secrets
+    // The daemon's node name, bound into each request so that it cannot be
+    // replayed to another node; empty: any node (when it is not known).
+    std::string recipient;
     // Node names whose sealed replies are accepted: the cluster's members.
     absl::flat_hash_set<std::string> reply_senders;
     absl::Duration timeout = absl::Seconds(15);  // deadline of every unary call

@@ -42,14 +42,15 @@ std::string EnvelopeCodec::NewSalt() { return RandomBytes(kSaltBytes); }
 std::string EnvelopeCodec::AssociatedData(Direction direction, absl::string_view method,
                                           const v1::Envelope& envelope) {
   std::string aad;
-  aad.reserve(kAssociatedDataLabel.size() + 1 + 4 * 5 + method.size() +
+  aad.reserve(kAssociatedDataLabel.size() + 1 + 4 * 6 + method.size() +
               envelope.cluster().size() + envelope.nodename().size() +
-              envelope.salt().size());
+              envelope.recipient().size() + envelope.salt().size());
   aad.append(kAssociatedDataLabel.data(), kAssociatedDataLabel.size());
   aad.push_back(static_cast<char>(direction));
   AppendField(aad, method);
   AppendField(aad, envelope.cluster());
   AppendField(aad, envelope.nodename());
+  AppendField(aad, envelope.recipient());
   AppendField(aad, envelope.salt());
   AppendU32(aad, envelope.key_generation());
   return aad;
@@ -83,12 +84,13 @@ absl::StatusOr<AeadKey> EnvelopeCodec::Key(uint32_t generation,
 }
 
 absl::StatusOr<v1::Envelope> EnvelopeCodec::SealFresh(
-    Direction direction, absl::string_view method, absl::string_view salt,
-    uint32_t key_generation, absl::string_view in_reply_to, absl::string_view payload,
-    std::string* request_id) const {
+    Direction direction, absl::string_view method, absl::string_view recipient,
+    absl::string_view salt, uint32_t key_generation, absl::string_view in_reply_to,
+    absl::string_view payload, std::string* request_id) const {
   SealInputs inputs;
   inputs.direction = direction;
   inputs.method = std::string(method);
+  inputs.recipient = std::string(recipient);
   inputs.salt = std::string(salt);
   inputs.key_generation = key_generation;
   // One draw from the CSPRNG for both: each RAND_bytes call has a fixed cost.
@@ -104,20 +106,22 @@ absl::StatusOr<v1::Envelope> EnvelopeCodec::SealFresh(
 
 absl::StatusOr<v1::Envelope> EnvelopeCodec::Seal(Direction direction,
                                                  absl::string_view method,
+                                                 absl::string_view recipient,
                                                  absl::string_view salt,
                                                  absl::string_view payload,
                                                  std::string* request_id) const {
   if (options_.secrets.empty()) {
     return absl::FailedPreconditionError("no cluster secret to seal with");
   }
-  return SealFresh(direction, method, salt, options_.secrets.front().generation,
+  return SealFresh(direction, method, recipient, salt, options_.secrets.front().generation,
                    /*in_reply_to=*/"", payload, request_id);
 }
 
 absl::StatusOr<v1::Envelope> EnvelopeCodec::SealReply(absl::string_view method,
                                                       const OpenedEnvelope& request,
                                                       absl::string_view payload) const {
-  return SealFresh(Direction::kReply, method, request.salt, request.key_generation,
+  return SealFresh(Direction::kReply, method, request.nodename, request.salt,
+                   request.key_generation,
                    request.request_id, payload, /*request_id=*/nullptr);
 }
 
@@ -131,6 +135,7 @@ absl::StatusOr<v1::Envelope> EnvelopeCodec::SealWith(const SealInputs& inputs) c
   v1::Envelope envelope;
   envelope.set_cluster(options_.cluster);
   envelope.set_nodename(options_.nodename);
+  envelope.set_recipient(inputs.recipient);
   envelope.set_salt(inputs.salt);
   envelope.set_key_generation(inputs.key_generation);
   envelope.set_nonce(inputs.nonce);
@@ -166,6 +171,11 @@ absl::StatusOr<OpenedEnvelope> EnvelopeCodec::Open(Direction direction,
   }
   if (envelope.nodename().empty() || envelope.nodename().size() > kMaxNameBytes) {
     return absl::UnauthenticatedError("envelope without a valid node name");
+  }
+  // A reply is always for its requester; a request may be for any node.
+  const bool for_any_node = direction == Direction::kRequest && envelope.recipient().empty();
+  if (!for_any_node && envelope.recipient() != options_.nodename) {
+    return absl::UnauthenticatedError("envelope for another node");
   }
   if (envelope.salt().size() != kSaltBytes) {
     return absl::UnauthenticatedError("salt must be 16 bytes");

@@ -78,6 +78,7 @@ struct OpenedEnvelope {
 struct SealInputs {
   Direction direction = Direction::kRequest;
   std::string method;
+  std::string recipient;
   std::string salt;
   uint32_t key_generation = 0;
   std::string nonce;
@@ -97,15 +98,17 @@ class EnvelopeCodec {
   // A fresh random salt.
   static std::string NewSalt();
 
-  // Seals a message from this node with the current secret, a random nonce and
-  // request id, and the current time. The request id is stored in `request_id`
-  // when given, to match the reply's `in_reply_to`.
+  // Seals a message from this node to `recipient` (empty: any node) with the
+  // current secret, a random nonce and request id, and the current time. The
+  // request id is stored in `request_id` when given, to match the reply's
+  // `in_reply_to`.
   absl::StatusOr<v1::Envelope> Seal(Direction direction, absl::string_view method,
-                                    absl::string_view salt, absl::string_view payload,
+                                    absl::string_view recipient, absl::string_view salt,
+                                    absl::string_view payload,
                                     std::string* request_id = nullptr) const;
 
-  // Seals the reply to `request` with the request's salt and key generation, so the
-  // derived key is already cached.
+  // Seals the reply to `request`, for its sender, with the request's salt and key
+  // generation, so the derived key is already cached.
   absl::StatusOr<v1::Envelope> SealReply(absl::string_view method,
                                          const OpenedEnvelope& request,
                                          absl::string_view payload) const;
@@ -113,7 +116,8 @@ class EnvelopeCodec {
   absl::StatusOr<v1::Envelope> SealWith(const SealInputs& inputs) const;
 
   // UNAUTHENTICATED, with the reason, for anything but an authentic envelope of
-  // this cluster sent within the clock-skew window.
+  // this cluster, for this node (or, a request, for any node), sent within the
+  // clock-skew window.
   absl::StatusOr<OpenedEnvelope> Open(Direction direction, absl::string_view method,
                                       const v1::Envelope& envelope) const;
 
@@ -129,6 +133,7 @@ class EnvelopeCodec {
  private:
   // Seals with a fresh nonce and request id, at the current time.
   absl::StatusOr<v1::Envelope> SealFresh(Direction direction, absl::string_view method,
+                                         absl::string_view recipient,
                                          absl::string_view salt, uint32_t key_generation,
                                          absl::string_view in_reply_to,
                                          absl::string_view payload,

@@ -22,7 +22,7 @@ void BM_Seal(benchmark::State& state) {
   const std::string salt = EnvelopeCodec::NewSalt();
   const std::string payload(state.range(0), 'x');
   for (auto _ : state) {
-    benchmark::DoNotOptimize(codec.Seal(Direction::kRequest, kMethod, salt, payload));
+    benchmark::DoNotOptimize(codec.Seal(Direction::kRequest, kMethod, "node2", salt, payload));
   }
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }
@@ -32,7 +32,7 @@ void BM_Open(benchmark::State& state) {
   EnvelopeCodec sender(Options("node1"));
   EnvelopeCodec receiver(Options("node2"));
   const v1::Envelope envelope =
-      sender.Seal(Direction::kRequest, kMethod, EnvelopeCodec::NewSalt(),
+      sender.Seal(Direction::kRequest, kMethod, "node2", EnvelopeCodec::NewSalt(),
                   std::string(state.range(0), 'x'))
           .value();
   for (auto _ : state) {

@@ -30,7 +30,7 @@ class EnvelopeTest : public ::testing::Test {
 };
 
 TEST_F(EnvelopeTest, RequestAndReplyRoundTrip) {
-  v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, salt_, "ping").value();
+  v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "ping").value();
   EXPECT_EQ(request.cluster(), "prod");
   EXPECT_EQ(request.nodename(), "node1");
   EXPECT_EQ(request.key_generation(), 1u);
@@ -53,15 +53,15 @@ TEST_F(EnvelopeTest, RequestAndReplyRoundTrip) {
 }
 
 TEST_F(EnvelopeTest, EachSealUsesAFreshNonceAndRequestId) {
-  v1::Envelope a = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
-  v1::Envelope b = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  v1::Envelope a = node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
+  v1::Envelope b = node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
   EXPECT_NE(a.nonce(), b.nonce());
   EXPECT_NE(a.ciphertext(), b.ciphertext());
 }
 
 TEST_F(EnvelopeTest, WrongSecretIsUnauthenticated) {
   EnvelopeCodec impostor(Options("node1", "another-secret-entirely"));
-  v1::Envelope request = impostor.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  v1::Envelope request = impostor.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
   absl::StatusOr<OpenedEnvelope> opened = node2_.Open(Direction::kRequest, kMethod, request);
   EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(opened.status().message(), "message authentication failed");
@@ -69,7 +69,7 @@ TEST_F(EnvelopeTest, WrongSecretIsUnauthenticated) {
 
 // Every clear field is bound by the associated data, every ciphertext byte by the tag.
 TEST_F(EnvelopeTest, AnyChangedFieldOrByteIsRefused) {
-  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
   auto expect_refused = [&](const v1::Envelope& tampered, const std::string& what) {
     EXPECT_EQ(node2_.Open(Direction::kRequest, kMethod, tampered).status().code(),
               absl::StatusCode::kUnauthenticated)
@@ -84,6 +84,9 @@ TEST_F(EnvelopeTest, AnyChangedFieldOrByteIsRefused) {
   tampered = request;
   tampered.set_key_generation(2);
   expect_refused(tampered, "key generation");
+  tampered = request;
+  tampered.set_recipient("");
+  expect_refused(tampered, "recipient");
   for (size_t i = 0; i < request.salt().size(); ++i) {
     tampered = request;
     (*tampered.mutable_salt())[i] ^= 0x80;
@@ -105,13 +108,43 @@ TEST_F(EnvelopeTest, AnyChangedFieldOrByteIsRefused) {
 }
 
 TEST_F(EnvelopeTest, BoundToMethodAndDirection) {
-  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
   EXPECT_EQ(node2_.Open(Direction::kRequest, "/omd.v1.Agent/BlacklistClear", request)
-                .status().code(),
-            absl::StatusCode::kUnauthenticated);
-  // A request reflected back to its sender cannot pass for a reply.
-  EXPECT_EQ(node1_.Open(Direction::kReply, kMethod, request).status().code(),
-            absl::StatusCode::kUnauthenticated);
+                .status().message(),
+            "message authentication failed");
+  // A request to itself, reflected back to its sender, cannot pass for a reply.
+  const v1::Envelope to_self = node1_.Seal(Direction::kRequest, kMethod, "node1", salt_, "x").value();
+  EXPECT_TRUE(node1_.Open(Direction::kRequest, kMethod, to_self).ok());
+  EXPECT_EQ(node1_.Open(Direction::kReply, kMethod, to_self).status().message(),
+            "message authentication failed");
+}
+
+// A request captured on its way to one node is refused by the others; one sealed
+// for any node is accepted by all (which is why clients name the recipient).
+TEST_F(EnvelopeTest, BoundToItsRecipient) {
+  EnvelopeCodec node3(Options("node3"));
+  const v1::Envelope for_node2 =
+      node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
+  EXPECT_TRUE(node2_.Open(Direction::kRequest, kMethod, for_node2).ok());
+  EXPECT_EQ(node3.Open(Direction::kRequest, kMethod, for_node2).status().message(),
+            "envelope for another node");
+  v1::Envelope relabelled = for_node2;
+  relabelled.set_recipient("node3");
+  EXPECT_EQ(node3.Open(Direction::kRequest, kMethod, relabelled).status().message(),
+            "message authentication failed");
+  relabelled.set_recipient("");
+  EXPECT_EQ(node3.Open(Direction::kRequest, kMethod, relabelled).status().message(),
+            "message authentication failed");
+  const v1::Envelope for_any = node1_.Seal(Direction::kRequest, kMethod, "", salt_, "x").value();
+  EXPECT_TRUE(node2_.Open(Direction::kRequest, kMethod, for_any).ok());
+  EXPECT_TRUE(node3.Open(Direction::kRequest, kMethod, for_any).ok());
+  // A reply is always for someone: its requester.
+  const OpenedEnvelope opened = node2_.Open(Direction::kRequest, kMethod, for_node2).value();
+  const v1::Envelope reply = node2_.SealReply(kMethod, opened, "pong").value();
+  EXPECT_EQ(reply.recipient(), "node1");
+  EXPECT_TRUE(node1_.Open(Direction::kReply, kMethod, reply).ok());
+  EXPECT_EQ(node3.Open(Direction::kReply, kMethod, reply).status().message(),
+            "envelope for another node");
 }
 
 TEST_F(EnvelopeTest, SendTimeMustBeWithinTheSkew) {
@@ -119,7 +152,7 @@ TEST_F(EnvelopeTest, SendTimeMustBeWithinTheSkew) {
     EnvelopeOptions skewed = Options("node1");
     skewed.clock = [offset] { return kNow + offset; };
     EnvelopeCodec sender(skewed);
-    v1::Envelope request = sender.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+    v1::Envelope request = sender.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
     absl::StatusOr<OpenedEnvelope> opened = node2_.Open(Direction::kRequest, kMethod, request);
     EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnauthenticated) << offset;
     EXPECT_NE(opened.status().message().find("send time"), absl::string_view::npos);
@@ -128,13 +161,13 @@ TEST_F(EnvelopeTest, SendTimeMustBeWithinTheSkew) {
     EnvelopeOptions skewed = Options("node1");
     skewed.clock = [offset] { return kNow + offset; };
     EnvelopeCodec sender(skewed);
-    v1::Envelope request = sender.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+    v1::Envelope request = sender.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
     EXPECT_TRUE(node2_.Open(Direction::kRequest, kMethod, request).ok()) << offset;
   }
 }
 
 TEST_F(EnvelopeTest, MalformedClearFieldsAreRefusedBeforeDecryption) {
-  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  const v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
   v1::Envelope bad = request;
   bad.set_salt("short");
   EXPECT_EQ(node2_.Open(Direction::kRequest, kMethod, bad).status().message(),
@@ -149,7 +182,7 @@ TEST_F(EnvelopeTest, MalformedClearFieldsAreRefusedBeforeDecryption) {
             absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(node2_.Open(Direction::kRequest, kMethod, v1::Envelope()).status().code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(node1_.Seal(Direction::kRequest, kMethod, "short", "x").status().code(),
+  EXPECT_EQ(node1_.Seal(Direction::kRequest, kMethod, "node2", "short", "x").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -159,10 +192,10 @@ TEST_F(EnvelopeTest, KeyRotationAcceptsThePreviousGeneration) {
   EnvelopeOptions rotated = Options("node2");
   rotated.secrets = {{2, "the-new-secret-value"}, {1, "s3cret-s3cret-s3cret"}};
   EnvelopeCodec node2_rotated(rotated);
-  v1::Envelope old_request = node1_.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  v1::Envelope old_request = node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
   EXPECT_TRUE(node2_rotated.Open(Direction::kRequest, kMethod, old_request).ok());
   v1::Envelope new_request =
-      node2_rotated.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+      node2_rotated.Seal(Direction::kRequest, kMethod, "node1", salt_, "x").value();
   EXPECT_EQ(new_request.key_generation(), 2u);
   absl::StatusOr<OpenedEnvelope> refused = node1_.Open(Direction::kRequest, kMethod, new_request);
   EXPECT_EQ(refused.status().message(), "unknown key generation 2");
@@ -174,7 +207,7 @@ TEST_F(EnvelopeTest, UnencryptedBenchmarkModeCarriesTheSameFields) {
   EnvelopeCodec plain1(plain);
   plain.nodename = "node2";
   EnvelopeCodec plain2(plain);
-  v1::Envelope request = plain1.Seal(Direction::kRequest, kMethod, salt_, "x").value();
+  v1::Envelope request = plain1.Seal(Direction::kRequest, kMethod, "node2", salt_, "x").value();
   absl::StatusOr<OpenedEnvelope> opened = plain2.Open(Direction::kRequest, kMethod, request);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ(opened->payload, "x");
@@ -201,7 +234,7 @@ TEST(EnvelopeConcurrencyTest, ManyThreadsSealAndOpen) {
       for (int i = 0; i < 200; ++i) {
         const std::string salt = EnvelopeCodec::NewSalt();
         v1::Envelope envelope =
-            codec.Seal(Direction::kRequest, kMethod, salt, std::to_string(i)).value();
+            codec.Seal(Direction::kRequest, kMethod, "node1", salt, std::to_string(i)).value();
         absl::StatusOr<OpenedEnvelope> result =
             codec.Open(Direction::kRequest, kMethod, envelope);
         if (result.ok() && result->payload == std::to_string(i)) ++opened;

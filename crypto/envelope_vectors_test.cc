@@ -54,6 +54,7 @@ class Vector {
     SealInputs inputs;
     inputs.direction = direction();
     inputs.method = Text("method");
+    inputs.recipient = Text("recipient");
     inputs.salt = Bytes("salt");
     inputs.key_generation = static_cast<uint32_t>(Number("key_generation"));
     inputs.nonce = Bytes("nonce");
@@ -64,6 +65,7 @@ class Vector {
     return inputs;
   }
 
+  // The sender's codec: it seals the vector.
   EnvelopeOptions Options() const {
     EnvelopeOptions options;
     options.cluster = Text("cluster");
@@ -129,7 +131,10 @@ TEST(EnvelopeVectorsTest, EnvelopesOpenToTheirPayload) {
     Vector vector(file, name);
     v1::Envelope envelope;
     ASSERT_TRUE(envelope.ParseFromString(vector.Bytes("envelope")));
-    EnvelopeCodec receiver(vector.Options());
+    EnvelopeOptions receiver_options = vector.Options();
+    receiver_options.nodename = vector.Text("recipient");
+    if (receiver_options.nodename.empty()) receiver_options.nodename = "any-node";
+    EnvelopeCodec receiver(receiver_options);
     absl::StatusOr<OpenedEnvelope> opened =
         receiver.Open(vector.direction(), vector.Text("method"), envelope);
     ASSERT_TRUE(opened.ok()) << opened.status();

@@ -99,6 +99,7 @@ class GateTest : public ::testing::Test {
     client::AgentClient::Options options;
     options.channel = std::move(channel);
     options.envelope = Identity(nodename, secret);
+    options.recipient = "node1";
     options.reply_senders = {"node1"};
     return client::AgentClient::Create(std::move(options)).value();
   }
@@ -134,19 +135,19 @@ TEST_F(GateTest, EveryMethodIsGated) {
     if (!is_join) {  // Join is open to non-members
       grpc::Status status = CallWithEnvelope(
           channel.get(), method,
-          outsider.Seal(crypto::Direction::kRequest, path, salt, "").value());
+          outsider.Seal(crypto::Direction::kRequest, path, "node1", salt, "").value());
       EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
           << status.error_message();
     }
 
     grpc::Status status = CallWithEnvelope(channel.get(), method,
-                              forger.Seal(crypto::Direction::kRequest, path, salt, "").value());
+                              forger.Seal(crypto::Direction::kRequest, path, "node1", salt, "").value());
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
 
     const std::string other_method = MethodPath(*service.method((i + 1) % service.method_count()));
     status = CallWithEnvelope(
         channel.get(), method,
-        member.Seal(crypto::Direction::kRequest, other_method, salt, "").value());
+        member.Seal(crypto::Direction::kRequest, other_method, "node1", salt, "").value());
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
 
     EXPECT_EQ(CallWithEnvelope(channel.get(), method, v1::Envelope()).error_code(),
@@ -160,7 +161,7 @@ TEST_F(GateTest, EveryMethodIsGated) {
     const google::protobuf::MethodDescriptor& method = *service.method(i);
     grpc::Status status = CallWithEnvelope(
         good_channel.get(), method,
-        member.Seal(crypto::Direction::kRequest, MethodPath(method), salt, "").value());
+        member.Seal(crypto::Direction::kRequest, MethodPath(method), "node1", salt, "").value());
     EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::UNIMPLEMENTED)
         << method.full_name() << ": " << status.error_message();
     EXPECT_EQ(daemon_->agent_service().dispatched_calls(), i + 1) << method.full_name();
@@ -259,7 +260,7 @@ TEST_F(GateTest, AReplayedRequestIsRefused) {
   crypto::EnvelopeCodec node2(Identity("node2"));
   const google::protobuf::MethodDescriptor& method =
       *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
-  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method),
+  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method), "node1",
                                     crypto::EnvelopeCodec::NewSalt(), "")
                              .value();
   auto channel = ChannelFrom("127.0.0.8");
@@ -273,13 +274,34 @@ TEST_F(GateTest, AReplayedRequestIsRefused) {
   EXPECT_TRUE(daemon_->gate().blacklist().Entries().empty());
 }
 
+// A request for another node (captured on its way there) is refused; one for any
+// node is served.
+TEST_F(GateTest, RequestsForAnotherNodeAreRefused) {
+  crypto::EnvelopeCodec node2(Identity("node2"));
+  const google::protobuf::MethodDescriptor& method =
+      *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
+  auto channel = ChannelFrom("127.0.0.13");
+  grpc::Status status = CallWithEnvelope(
+      channel.get(), method,
+      node2.Seal(crypto::Direction::kRequest, MethodPath(method), "node3",
+                 crypto::EnvelopeCodec::NewSalt(), "")
+          .value());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(status.error_message(), "envelope for another node");
+  EXPECT_TRUE(CallWithEnvelope(channel.get(), method,
+                               node2.Seal(crypto::Direction::kRequest, MethodPath(method), "",
+                                          crypto::EnvelopeCodec::NewSalt(), "")
+                                   .value())
+                  .ok());
+}
+
 TEST_F(GateTest, InvalidNamesShareOneSenderPerAddress) {
   auto channel = ChannelFrom("127.0.0.12");
   crypto::EnvelopeCodec forger(Identity("node2", "not-the-cluster-secret"));
   const google::protobuf::MethodDescriptor& method =
       *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
   for (const std::string name : {"bad/name", "-dash", "a\nforged log line", ""}) {
-    v1::Envelope envelope = forger.Seal(crypto::Direction::kRequest, MethodPath(method),
+    v1::Envelope envelope = forger.Seal(crypto::Direction::kRequest, MethodPath(method), "node1",
                                         crypto::EnvelopeCodec::NewSalt(), "")
                                 .value();
     envelope.set_nodename(name);
@@ -310,7 +332,7 @@ TEST_F(GateTest, OversizedRequestsAreRefused) {
   crypto::EnvelopeCodec node2(Identity("node2"));
   const google::protobuf::MethodDescriptor& method =
       *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
-  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method),
+  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method), "node1",
                                     crypto::EnvelopeCodec::NewSalt(),
                                     std::string(2 << 20, 'x'))
                              .value();
@@ -324,7 +346,7 @@ TEST_F(GateTest, AGarbledPayloadIsInvalidArgumentAfterTheGate) {
   crypto::EnvelopeCodec node2(Identity("node2"));
   const google::protobuf::MethodDescriptor& method =
       *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
-  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method),
+  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method), "node1",
                                     crypto::EnvelopeCodec::NewSalt(), "\xff\xff\xff")
                              .value();
   auto channel = ChannelFrom("127.0.0.11");

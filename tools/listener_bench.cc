@@ -72,6 +72,7 @@ absl::Status RunRound(Mode& mode, absl::Duration length) {
     options.envelope.nodename = "node2";
     options.envelope.secrets = {{1, kSecret}};
     options.envelope.unencrypted_for_benchmark = mode.unencrypted;
+    options.recipient = "node1";
     options.reply_senders = {"node1"};
     absl::StatusOr<std::unique_ptr<client::AgentClient>> client =
         client::AgentClient::Create(std::move(options));

@@ -71,7 +71,8 @@ class EnvelopeVectorsTest(unittest.TestCase):
             direction=v["direction"], cluster=v["cluster"],
             now_ms=v["sent_at_unix_ms"])
         if v["direction"] == "reply":
-            args.update(trusted_nodenames=[v["nodename"]], in_reply_to=v["in_reply_to"])
+            args.update(trusted_nodenames=[v["nodename"]], in_reply_to=v["in_reply_to"],
+                        own_nodename=v["recipient"])
         args.update(overrides)
         return omd_envelope.open_envelope(
             v["envelope"] if envelope is None else envelope, **args)
@@ -102,6 +103,7 @@ class EnvelopeVectorsTest(unittest.TestCase):
                    "0000001d" "2f6f6d642e76312e4167656e742f426c61636b6c697374537461747573"
                    "00000004" "74657374"
                    "00000005" "6e6f646531"
+                   "00000005" "6e6f646532"
                    "00000010" "000102030405060708090a0b0c0d0e0f"
                    "00000001")
         self.assertEqual(example, self.vectors["request"]["aad"].hex())
@@ -199,10 +201,13 @@ class EnvelopeVectorsTest(unittest.TestCase):
                 other = "request" if v["direction"] == "reply" else "reply"
                 extra = {}
                 if other == "reply":
+                    # Passes the recipient check, so that the tag is what fails.
                     extra = dict(trusted_nodenames=[v["nodename"]],
-                                 in_reply_to=v["in_reply_to"] or bytes(16))
+                                 in_reply_to=v["in_reply_to"] or bytes(16),
+                                 own_nodename=v["recipient"])
                 else:
-                    extra = dict(trusted_nodenames=None, in_reply_to=None)
+                    extra = dict(trusted_nodenames=None, in_reply_to=None,
+                                 own_nodename=None)
                 with self.assertRaises(EnvelopeError):
                     self.open(v, direction=other, **extra)
 
@@ -289,12 +294,27 @@ class EnvelopeVectorsTest(unittest.TestCase):
         self.assertEqual(b"", opened.payload)
         reply = omd_envelope.seal(
             secret="s" * 32, key_generation=1, cluster="c", nodename="n2",
-            method=method, direction="reply", in_reply_to=request.request_id,
-            salt=request.envelope.salt)
+            method=method, direction="reply", recipient="n1",
+            in_reply_to=request.request_id, salt=request.envelope.salt)
         omd_envelope.open_envelope(
             reply.envelope, secrets={1: "s" * 32}, method=method, direction="reply",
-            cluster="c", trusted_nodenames=["n2"], in_reply_to=request.request_id,
+            cluster="c", own_nodename="n1", trusted_nodenames=["n2"],
+            in_reply_to=request.request_id,
             expected_salt=request.envelope.salt, expected_key_generation=1)
+        with self.assertRaises(EnvelopeError):
+            omd_envelope.open_envelope(
+                reply.envelope, secrets={1: "s" * 32}, method=method, direction="reply",
+                cluster="c", own_nodename="n3", trusted_nodenames=["n2"],
+                in_reply_to=request.request_id)
+
+    def test_request_for_another_node_is_refused(self):
+        v = self.vectors["request"]
+        self.assertEqual("node2", v["recipient"])
+        self.open(v, own_nodename="node2")
+        with self.assertRaises(EnvelopeError):
+            self.open(v, own_nodename="node3")
+        # "rotated" is sealed for any node.
+        self.open(self.vectors["rotated"], own_nodename="whoever")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ HEADER = """\
 """
 
 # The order in which each section lists its keys.
-INPUT_KEYS = ["direction", "method", "cluster", "nodename", "secret", "key_generation",
+INPUT_KEYS = ["direction", "method", "cluster", "nodename", "recipient", "secret",
+              "key_generation",
               "sent_at_unix_ms", "salt", "nonce", "request_id", "in_reply_to",
               "payload"]
 DERIVED_KEYS = ["key", "aad", "plaintext", "ciphertext", "envelope"]
@@ -54,14 +55,16 @@ def vector_inputs():
     return [
         ("request", dict(
             direction="request", method="/omd.v1.Agent/BlacklistStatus",
-            cluster="test", nodename="node1", secret="vector-secret-0123456789",
+            cluster="test", nodename="node1", recipient="node2",
+            secret="vector-secret-0123456789",
             key_generation=1, sent_at_unix_ms=1800000000000,
             salt=_bytes_from(0x00, 16), nonce=_bytes_from(0xa0, 12),
             request_id=request_id, in_reply_to=b"",
             payload=pb2.BlacklistStatusRequest().SerializeToString())),
         ("reply", dict(
             direction="reply", method="/omd.v1.Agent/BlacklistStatus",
-            cluster="test", nodename="node2", secret="vector-secret-0123456789",
+            cluster="test", nodename="node2", recipient="node1",
+            secret="vector-secret-0123456789",
             key_generation=1, sent_at_unix_ms=1800000000250,
             salt=_bytes_from(0x00, 16), nonce=_bytes_from(0xb0, 12),
             request_id=_bytes_from(0x40, 16), in_reply_to=request_id,
@@ -69,6 +72,7 @@ def vector_inputs():
         ("rotated", dict(
             direction="request", method="/omd.v1.Agent/ServiceAction",
             cluster="prod", nodename="db-1.example",
+            recipient="",  # for any node
             # Looks like hex on purpose: secrets are UTF-8 text, never hex-decoded.
             secret="00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
             key_generation=2, sent_at_unix_ms=1800000123456,
@@ -86,7 +90,8 @@ def derive(inputs: dict) -> dict:
         "key": omd_envelope.derive_key(inputs["secret"], inputs["salt"]),
         "aad": omd_envelope.associated_data(
             inputs["direction"], inputs["method"], inputs["cluster"],
-            inputs["nodename"], inputs["salt"], inputs["key_generation"]),
+            inputs["nodename"], inputs["recipient"], inputs["salt"],
+            inputs["key_generation"]),
         "plaintext": omd_envelope.encode_plaintext(
             inputs["sent_at_unix_ms"], inputs["request_id"], inputs["in_reply_to"],
             inputs["payload"]),

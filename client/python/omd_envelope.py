@@ -163,7 +163,8 @@ def derive_key(secret: Secret, salt: bytes) -> bytes:
 
 
 def associated_data(direction: Union[int, str], method: str, cluster: str,
-                    nodename: str, salt: bytes, key_generation: int) -> bytes:
+                    nodename: str, recipient: str, salt: bytes,
+                    key_generation: int) -> bytes:
     """Section 3.3: the bytes that bind the direction, method and clear fields."""
     def field(value: bytes) -> bytes:
         return struct.pack(">I", len(value)) + value
@@ -174,6 +175,7 @@ def associated_data(direction: Union[int, str], method: str, cluster: str,
         field(method.encode("utf-8")),
         field(cluster.encode("utf-8")),
         field(nodename.encode("utf-8")),
+        field(recipient.encode("utf-8")),
         field(bytes(salt)),
         struct.pack(">I", key_generation),
     ])
@@ -201,21 +203,26 @@ class SealedEnvelope:
 
 
 def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
-         method: str, direction: Union[int, str], payload: bytes = b"",
+         method: str, direction: Union[int, str], recipient: str = "",
+         payload: bytes = b"",
          in_reply_to: bytes = b"", salt: Optional[bytes] = None,
          nonce: Optional[bytes] = None, request_id: Optional[bytes] = None,
          sent_at_unix_ms: Optional[int] = None) -> SealedEnvelope:
     """Seals `payload` (a serialized typed message) for `method` (a full path).
 
-    salt, nonce and request_id default to fresh CSPRNG bytes and sent_at_unix_ms to
-    the clock. A reply must pass the request's salt and key_generation, and its
-    request_id as in_reply_to (section 5).
+    `recipient` is the node the envelope is for (empty: any node, for a request
+    only). salt, nonce and request_id default to fresh CSPRNG bytes and
+    sent_at_unix_ms to the clock. A reply must pass the request's sender as
+    recipient, its salt and key_generation, and its request_id as in_reply_to
+    (section 5).
     """
     direction = _direction(direction)
     if direction == REPLY and len(in_reply_to) != REQUEST_ID_BYTES:
         raise ValueError("a reply needs the 16-byte request_id it answers")
     if direction == REQUEST and in_reply_to:
         raise ValueError("a request has no in_reply_to")
+    if direction == REPLY and not recipient:
+        raise ValueError("a reply is for its requester: recipient is required")
     if key_generation < 1:
         raise ValueError("key_generation must be >= 1")
     salt = _secrets.token_bytes(SALT_BYTES) if salt is None else bytes(salt)
@@ -229,10 +236,12 @@ def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
         raise ValueError("salt, nonce and request_id must be 16, 12 and 16 bytes")
 
     key = derive_key(secret, salt)
-    aad = associated_data(direction, method, cluster, nodename, salt, key_generation)
+    aad = associated_data(direction, method, cluster, nodename, recipient, salt,
+                          key_generation)
     plaintext = encode_plaintext(sent_at_unix_ms, request_id, in_reply_to, payload)
     ciphertext = AESGCM(key).encrypt(nonce, plaintext, aad)
-    envelope = omd_pb2().Envelope(cluster=cluster, nodename=nodename, salt=salt,
+    envelope = omd_pb2().Envelope(cluster=cluster, nodename=nodename,
+                                  recipient=recipient, salt=salt,
                                   key_generation=key_generation, nonce=nonce,
                                   ciphertext=ciphertext)
     return SealedEnvelope(envelope, bytes(request_id), sent_at_unix_ms)
@@ -253,6 +262,7 @@ class OpenedEnvelope:
 
 def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
                   direction: Union[int, str], cluster: str,
+                  own_nodename: Optional[str] = None,
                   trusted_nodenames: Optional[Iterable[str]] = None,
                   in_reply_to: Optional[bytes] = None,
                   expected_salt: Optional[bytes] = None,
@@ -263,11 +273,12 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
 
     `secrets` maps key generations to cluster secrets. For a request this applies the
     envelope checks of section 4, step 3, except the replay check (which needs state;
-    a server keeps a set of the request_ids seen within the window). For a reply it
-    applies section 5: the tag with direction reply, `in_reply_to` (required), the
-    sender in `trusted_nodenames` (required), and the time window; and, beyond the
-    document, that the reply kept the request's salt and generation when
-    `expected_salt` / `expected_key_generation` are given.
+    a server keeps a set of the request_ids seen within the window); with
+    `own_nodename`, a request for another node is refused. For a reply it applies
+    section 5: the recipient is `own_nodename` (required), the tag with direction
+    reply, `in_reply_to` (required), the sender in `trusted_nodenames` (required),
+    the time window, and that the reply kept the request's salt and generation
+    when `expected_salt` / `expected_key_generation` are given.
 
     Raises EnvelopeError with the reason on any failure.
     """
@@ -284,13 +295,19 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
     if envelope.cluster != cluster:
         raise EnvelopeError(f"cluster {envelope.cluster!r} is not {cluster!r}")
     if direction == REPLY:
-        if trusted_nodenames is None or in_reply_to is None:
-            raise ValueError("opening a reply needs trusted_nodenames and in_reply_to")
+        if trusted_nodenames is None or in_reply_to is None or own_nodename is None:
+            raise ValueError("opening a reply needs own_nodename, trusted_nodenames "
+                             "and in_reply_to")
+        if envelope.recipient != own_nodename:
+            raise EnvelopeError(f"reply for {envelope.recipient!r}, not {own_nodename!r}")
         if envelope.nodename not in set(trusted_nodenames):
             raise EnvelopeError(f"reply from untrusted node {envelope.nodename!r}")
-    elif trusted_nodenames is not None and \
-            envelope.nodename not in set(trusted_nodenames):
-        raise EnvelopeError(f"request from non-member {envelope.nodename!r}")
+    else:
+        if trusted_nodenames is not None and \
+                envelope.nodename not in set(trusted_nodenames):
+            raise EnvelopeError(f"request from non-member {envelope.nodename!r}")
+        if own_nodename is not None and envelope.recipient not in ("", own_nodename):
+            raise EnvelopeError(f"request for {envelope.recipient!r}, not {own_nodename!r}")
     if len(envelope.salt) != SALT_BYTES:
         raise EnvelopeError("salt is not 16 bytes")
     if len(envelope.nonce) != NONCE_BYTES:
@@ -308,7 +325,7 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
 
     key = derive_key(secret, envelope.salt)
     aad = associated_data(direction, method, envelope.cluster, envelope.nodename,
-                          envelope.salt, envelope.key_generation)
+                          envelope.recipient, envelope.salt, envelope.key_generation)
     try:
         plaintext = AESGCM(key).decrypt(envelope.nonce, envelope.ciphertext, aad)
     except InvalidTag as e:
@@ -342,7 +359,8 @@ class AgentClient:
     """Calls `omd.v1.Agent` methods of one daemon as one node.
 
         client = AgentClient("127.0.0.1:1214", cluster="test", nodename="node2",
-                             secret="...", trusted_nodenames=["node1", "node2"])
+                             secret="...", trusted_nodenames=["node1", "node2"],
+                             recipient="node1")
         reply = client.call("BlacklistStatus")   # an omd_pb2.BlacklistStatusReply
 
     gRPC errors come out as `grpc.RpcError` (the daemon's statuses are not sealed);
@@ -351,13 +369,15 @@ class AgentClient:
     """
 
     def __init__(self, target: str, *, cluster: str, nodename: str, secret: Secret,
-                 trusted_nodenames: Iterable[str], key_generation: int = 1,
+                 trusted_nodenames: Iterable[str], recipient: str = "",
+                 key_generation: int = 1,
                  timeout: float = 10.0, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
                  channel=None):
         import grpc  # only the client needs it
         self._grpc = grpc
         self.cluster = cluster
         self.nodename = nodename
+        self.recipient = recipient  # the daemon's node name; "" for any node
         self.key_generation = key_generation
         self.trusted_nodenames = frozenset(trusted_nodenames)
         self.timeout = timeout
@@ -385,13 +405,14 @@ class AgentClient:
                             f", not {type(request).DESCRIPTOR.full_name}")
         return seal(secret=self._secret, key_generation=self.key_generation,
                     cluster=self.cluster, nodename=self.nodename, method=info.path,
-                    direction=REQUEST, payload=request.SerializeToString(),
+                    direction=REQUEST, recipient=self.recipient,
+                    payload=request.SerializeToString(),
                     salt=self._salt)
 
     def _open(self, info: MethodInfo, sent: SealedEnvelope, envelope):
         opened = open_envelope(
             envelope, secrets={self.key_generation: self._secret}, method=info.path,
-            direction=REPLY, cluster=self.cluster,
+            direction=REPLY, cluster=self.cluster, own_nodename=self.nodename,
             trusted_nodenames=self.trusted_nodenames, in_reply_to=sent.request_id,
             expected_salt=sent.envelope.salt,
             expected_key_generation=self.key_generation,

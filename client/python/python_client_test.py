@@ -126,7 +126,8 @@ class PythonClientTest(unittest.TestCase):
 
     def client(self, nodename="node2", secret=SECRET, trusted=MEMBERS):
         client = omd_envelope.AgentClient(self.target, cluster="test", nodename=nodename,
-                                          secret=secret, trusted_nodenames=trusted)
+                                          secret=secret, trusted_nodenames=trusted,
+                                          recipient="node1")
         self.clients.append(client)
         return client
 
@@ -138,9 +139,10 @@ class PythonClientTest(unittest.TestCase):
             response_deserializer=self.pb2.Envelope.FromString)
         return rpc(envelope, timeout=10)
 
-    def seal_request(self, method: str, nodename="node2", **kwargs):
+    def seal_request(self, method: str, nodename="node2", recipient="node1", **kwargs):
         return omd_envelope.seal(secret=SECRET, key_generation=1, cluster="test",
-                                 nodename=nodename, method=f"/omd.v1.Agent/{method}",
+                                 nodename=nodename, recipient=recipient,
+                                 method=f"/omd.v1.Agent/{method}",
                                  direction="request", **kwargs)
 
     # ------------------------------------------------------------------- tests
@@ -160,8 +162,8 @@ class PythonClientTest(unittest.TestCase):
         self.assertNotEqual(sent.envelope.nonce, envelope.nonce)
         opened = omd_envelope.open_envelope(
             envelope, secrets={1: SECRET}, method="/omd.v1.Agent/BlacklistStatus",
-            direction="reply", cluster="test", trusted_nodenames=MEMBERS,
-            in_reply_to=sent.request_id)
+            direction="reply", cluster="test", own_nodename="node2",
+            trusted_nodenames=MEMBERS, in_reply_to=sent.request_id)
         self.assertEqual(sent.request_id, opened.in_reply_to)
         self.assertNotEqual(sent.request_id, opened.request_id)
         self.assertEqual(16, len(opened.request_id))
@@ -171,6 +173,13 @@ class PythonClientTest(unittest.TestCase):
             omd_envelope.open_envelope(
                 envelope, secrets={1: SECRET}, method="/omd.v1.Agent/BlacklistStatus",
                 direction="request", cluster="test")
+
+    def test_request_for_another_node_is_refused(self):
+        sent = self.seal_request("BlacklistStatus", recipient="node3")
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.raw_call("BlacklistStatus", sent.envelope)
+        self.assertEqual(grpc.StatusCode.UNAUTHENTICATED, raised.exception.code())
+        self.assertEqual("envelope for another node", raised.exception.details())
 
     def test_wrong_secret_blacklists_the_sender_until_cleared(self):
         bad = self.client(secret=WRONG_SECRET)
