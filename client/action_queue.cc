@@ -60,8 +60,10 @@ absl::StatusOr<std::vector<std::string>> ListQueue(const std::string& queue) {
   DIR* dir = opendir(queue.c_str());
   if (dir == nullptr) return ErrnoStatus("cannot list", queue, errno);
   std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* entry = readdir(dir)) {
+  while (true) {
+    errno = 0;  // readdir reports errors only through errno
+    struct dirent* entry = readdir(dir);
+    if (entry == nullptr) break;
     std::string name = entry->d_name;
     if (name.empty() || name[0] == '.') continue;
     bool is_directory = entry->d_type == DT_DIR;
@@ -182,12 +184,12 @@ ActionOutcome RunClaimedAction(const std::string& path,
   absl::StatusOr<std::vector<std::string>> arguments = ParseAction(*contents);
   if (!arguments.ok()) return ErrorOutcome(arguments.status());
 
-  ProcessOptions process;
+  process::ProcessOptions process;
   process.argv = options.om_argv_prefix;
   process.argv.insert(process.argv.end(), arguments->begin(), arguments->end());
   process.timeout = options.action_timeout;
   process.max_output_bytes = kMaxRecordedOutputBytes;
-  absl::StatusOr<ProcessResult> result = RunProcess(process);
+  absl::StatusOr<process::ProcessResult> result = process::RunProcess(process);
   if (!result.ok()) return ErrorOutcome(result.status());
 
   ActionOutcome outcome;

@@ -8,14 +8,11 @@
 
 #include "absl/status/status.h"
 #include "proto/omd.pb.h"
+#include "rpc/agent_methods.h"
 #include "rpc/status.h"
 
 namespace omd::client {
 namespace {
-
-const google::protobuf::ServiceDescriptor& AgentService() {
-  return *v1::Envelope::descriptor()->file()->FindServiceByName("Agent");
-}
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
   grpc::ChannelArguments arguments;
@@ -46,20 +43,10 @@ absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Create(Options options
 absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
                                                  const google::protobuf::Message& request,
                                                  absl::string_view reply_type) {
-  const google::protobuf::MethodDescriptor* method =
-      AgentService().FindMethodByName(std::string(method_name));
-  if (method == nullptr || method->server_streaming() || method->client_streaming()) {
-    return absl::InvalidArgumentError(absl::StrCat("no unary method ", method_name));
-  }
-  const v1::Carries& carries = method->options().GetExtension(v1::carries);
-  if (carries.request() != request.GetDescriptor()->full_name() ||
-      carries.reply() != reply_type) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(method_name, " carries ", carries.request(), " -> ",
-                     carries.reply(), ", not ", request.GetDescriptor()->full_name(),
-                     " -> ", reply_type));
-  }
-  const std::string path = absl::StrCat("/", AgentService().full_name(), "/", method_name);
+  absl::StatusOr<const google::protobuf::MethodDescriptor*> method =
+      rpc::FindUnaryMethod(method_name, request.GetDescriptor()->full_name(), reply_type);
+  if (!method.ok()) return method.status();
+  const std::string path = rpc::MethodPath(**method);
 
   std::string request_id;
   absl::StatusOr<v1::Envelope> sealed = codec_.Seal(

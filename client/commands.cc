@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -16,6 +15,7 @@
 #include "config/envelope_options.h"
 #include "config/node_config.h"
 #include "proto/omd.pb.h"
+#include "rpc/peer.h"
 
 namespace omd::client {
 namespace {
@@ -39,8 +39,7 @@ absl::StatusOr<std::string> DaemonTarget(const CommandContext& context,
   std::string host = config.listener_addr;
   if (host == "0.0.0.0") host = "127.0.0.1";
   if (host == "::") host = "::1";
-  return absl::StrContains(host, ':') ? absl::StrCat("[", host, "]:", config.listener_port)
-                                      : absl::StrCat(host, ":", config.listener_port);
+  return rpc::JoinHostPort(host, config.listener_port);
 }
 
 absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContext& context) {

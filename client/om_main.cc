@@ -1,8 +1,6 @@
 // om: the omd command line. Talks to the daemon that ROOT/etc/node.conf describes,
 // as the node that file names, with that file's secret.
-#include <unistd.h>
 
-#include <climits>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -14,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "client/output.h"
+#include "process/subprocess.h"
 
 ABSL_FLAG(std::string, root, "./var/omd", "The node's root directory: ROOT/etc/node.conf.");
 ABSL_FLAG(std::string, server, "",
@@ -25,12 +24,6 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(15),
           "Deadline of each call to the daemon.");
 
 namespace {
-
-std::string ThisBinary(const char* argv0) {
-  char self[PATH_MAX];
-  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  return length > 0 ? std::string(self, static_cast<size_t>(length)) : argv0;
-}
 
 int Run(const std::vector<std::string>& argv, const char* argv0) {
   omd::client::CommandResult result;
@@ -53,7 +46,8 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
       context.root = absl::GetFlag(FLAGS_root);
       context.server = absl::GetFlag(FLAGS_server);
       context.timeout = absl::GetFlag(FLAGS_timeout);
-      context.om_binary = ThisBinary(argv0);
+      context.om_binary = omd::process::CurrentExecutablePath();
+      if (context.om_binary.empty()) context.om_binary = argv0;
       result = command->run(context, arguments);
     }
   }

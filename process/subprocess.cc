@@ -26,7 +26,7 @@
 
 extern char** environ;
 
-namespace omd {
+namespace omd::process {
 namespace {
 
 // How long a timed-out group has between SIGTERM and SIGKILL.
@@ -408,4 +408,10 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
   return result;
 }
 
-}  // namespace omd
+std::string CurrentExecutablePath() {
+  char path[PATH_MAX];
+  const ssize_t length = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return length > 0 ? std::string(path, static_cast<size_t>(length)) : std::string();
+}
+
+}  // namespace omd::process

@@ -7,10 +7,10 @@
 // child in a process group of its own so that a timeout ends everything it
 // started. Any number of threads may call it at once.
 //
-//   omd::ProcessOptions options;
+//   omd::process::ProcessOptions options;
 //   options.argv = {"om", "node", "status"};
 //   options.timeout = absl::Seconds(30);
-//   absl::StatusOr<omd::ProcessResult> result = omd::RunProcess(options);
+//   absl::StatusOr<omd::process::ProcessResult> result = omd::process::RunProcess(options);
 //   if (!result.ok()) return result.status();      // could not start it at all
 //   if (result->exit_code != 0) { ... result->stderr_text ... }
 #ifndef OMD_PROCESS_SUBPROCESS_H_
@@ -24,7 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace omd {
+namespace omd::process {
 
 struct ProcessOptions {
   // argv[0] is a path, or a name looked up in PATH. Passed to the program as is:
@@ -57,6 +57,9 @@ struct ProcessResult {
 // INTERNAL for anything else the system refused.
 absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options);
 
-}  // namespace omd
+// The absolute path of the running program (/proc/self/exe), or "" if unknown.
+std::string CurrentExecutablePath();
+
+}  // namespace omd::process
 
 #endif  // OMD_PROCESS_SUBPROCESS_H_

@@ -23,7 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace omd {
+namespace omd::process {
 namespace {
 
 using ::testing::HasSubstr;
@@ -338,4 +338,4 @@ TEST(RunProcessTest, LeaksNoFileDescriptors) {
 }
 
 }  // namespace
-}  // namespace omd
+}  // namespace omd::process

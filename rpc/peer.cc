@@ -1,6 +1,7 @@
 #include "rpc/peer.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 
@@ -26,6 +27,11 @@ std::string PeerAddress(absl::string_view peer) {
     return std::string(address);
   }
   return std::string(peer);
+}
+
+std::string JoinHostPort(absl::string_view host, int port) {
+  return absl::StrContains(host, ':') ? absl::StrCat("[", host, "]:", port)
+                                      : absl::StrCat(host, ":", port);
 }
 
 }  // namespace omd::rpc

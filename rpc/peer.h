@@ -17,6 +17,9 @@ namespace omd::rpc {
 // unrecognised is returned whole.
 std::string PeerAddress(absl::string_view peer);
 
+// "host:port", with an IPv6 host in brackets: "[::1]:1214".
+std::string JoinHostPort(absl::string_view host, int port);
+
 }  // namespace omd::rpc
 
 #endif  // OMD_RPC_PEER_H_

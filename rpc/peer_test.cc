@@ -21,6 +21,11 @@ TEST(PeerAddressTest, MapsIpv4OverIpv6ToIpv4) {
   EXPECT_EQ(PeerAddress("ipv6:[::ffff:10.1.2.3]:40000"), "10.1.2.3");
 }
 
+TEST(JoinHostPortTest, BracketsIpv6Hosts) {
+  EXPECT_EQ(JoinHostPort("127.0.0.1", 1214), "127.0.0.1:1214");
+  EXPECT_EQ(JoinHostPort("::1", 1214), "[::1]:1214");
+}
+
 TEST(PeerAddressTest, KeepsWhatItDoesNotKnow) {
   EXPECT_EQ(PeerAddress("unix:/run/omd.sock"), "unix:/run/omd.sock");
   EXPECT_EQ(PeerAddress(""), "");

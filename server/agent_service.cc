@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "rpc/agent_methods.h"
 #include "rpc/status.h"
 
 namespace omd::server {
@@ -35,25 +36,25 @@ AgentService::AgentService(Gate* gate, const HandlerRegistry* handlers)
 absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
     Gate* gate, const HandlerRegistry* handlers) {
   std::unique_ptr<AgentService> service(new AgentService(gate, handlers));
-  const google::protobuf::ServiceDescriptor& descriptor = AgentServiceDescriptor();
+  const google::protobuf::ServiceDescriptor& descriptor = rpc::AgentService();
   for (int i = 0; i < descriptor.method_count(); ++i) {
-    const google::protobuf::MethodDescriptor& rpc = *descriptor.method(i);
-    if (rpc.client_streaming()) {
+    const google::protobuf::MethodDescriptor& rpc_method = *descriptor.method(i);
+    if (rpc_method.client_streaming()) {
       return absl::FailedPreconditionError(
-          absl::StrCat(rpc.full_name(), ": client streaming is not supported by the gate"));
+          absl::StrCat(rpc_method.full_name(), ": client streaming is not supported by the gate"));
     }
     Method& method = service->methods_.emplace_back();
-    method.path = absl::StrCat("/", descriptor.full_name(), "/", rpc.name());
-    method.name = rpc.name();
-    method.open_to_non_members = rpc.name() == kJoinMethod;
-    method.unary_handler = handlers->FindUnary(rpc.name());
-    const auto type = rpc.server_streaming() ? grpc::internal::RpcMethod::SERVER_STREAMING
+    method.path = rpc::MethodPath(rpc_method);
+    method.name = rpc_method.name();
+    method.open_to_non_members = rpc_method.name() == kJoinMethod;
+    method.unary_handler = handlers->FindUnary(rpc_method.name());
+    const auto type = rpc_method.server_streaming() ? grpc::internal::RpcMethod::SERVER_STREAMING
                                              : grpc::internal::RpcMethod::NORMAL_RPC;
     // What generated code does for a callback service, for every method alike.
     service->AddMethod(
         new grpc::internal::RpcServiceMethod(method.path.c_str(), type, nullptr));
     AgentService* self = service.get();
-    if (rpc.server_streaming()) {
+    if (rpc_method.server_streaming()) {
       service->MarkMethodCallback(
           i, new grpc::internal::CallbackServerStreamingHandler<v1::Envelope, v1::Envelope>(
                  [self, &method](grpc::CallbackServerContext* context,

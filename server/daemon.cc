@@ -4,15 +4,15 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <unistd.h>
 
-#include <climits>
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
 #include "log/log.h"
+#include "process/subprocess.h"
+#include "rpc/peer.h"
 #include "server/listener_handlers.h"
 
 namespace omd::server {
@@ -20,18 +20,11 @@ namespace {
 
 constexpr absl::string_view kAgentServiceName = "omd.v1.Agent";
 
-std::string ListenTarget(const std::string& addr, int port) {
-  const bool ipv6 = absl::StrContains(addr, ':');
-  return ipv6 ? absl::StrCat("[", addr, "]:", port) : absl::StrCat(addr, ":", port);
-}
-
 // The om binary installed or built beside omd: same directory, or bazel-bin's
 // client/ next to server/.
 std::string OmBesideThisBinary() {
-  char self[PATH_MAX];
-  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (length <= 0) return "om";
-  std::string dir(self, static_cast<size_t>(length));
+  std::string dir = process::CurrentExecutablePath();
+  if (dir.empty()) return "om";
   dir.resize(dir.rfind('/'));
   for (const std::string& candidate : {dir + "/om", dir + "/../client/om"}) {
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
@@ -55,8 +48,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   std::unique_ptr<Daemon> daemon(new Daemon());
   absl::StatusOr<config::NodeConfig> config = config::LoadOrCreateNodeConfig(options.root);
   if (!config.ok()) return config.status();
-  daemon->config_ = *std::move(config);
-  const config::NodeConfig& node = daemon->config_;
+  const config::NodeConfig& node = *config;
 
   Gate::Options gate_options;
   gate_options.replay_guard.window = node.clock_skew;
@@ -85,7 +77,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(ListenTarget(node.listener_addr, node.listener_port),
+  builder.AddListeningPort(rpc::JoinHostPort(node.listener_addr, node.listener_port),
                            grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(daemon->service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
@@ -98,12 +90,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   daemon->server_ = builder.BuildAndStart();
   if (daemon->server_ == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", ListenTarget(node.listener_addr, node.listener_port),
+        "cannot listen on ", rpc::JoinHostPort(node.listener_addr, node.listener_port),
         " (address in use or not local?)"));
   }
   daemon->server_->GetHealthCheckService()->SetServingStatus(
       std::string(kAgentServiceName), true);
-  daemon->address_ = ListenTarget(node.listener_addr, port);
+  daemon->address_ = rpc::JoinHostPort(node.listener_addr, port);
   absl::Status recorded = config::WriteFileAtomically(
       config::ListenerAddressPath(options.root), daemon->address_ + "\n", 0644);
   if (!recorded.ok()) return recorded;

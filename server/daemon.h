@@ -59,7 +59,6 @@ class Daemon {
   Daemon() = default;
 
   Options options_;
-  config::NodeConfig config_;
   std::string address_;
   std::unique_ptr<Gate> gate_;
   std::unique_ptr<DequeueRunner> dequeue_runner_;

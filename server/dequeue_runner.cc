@@ -8,7 +8,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "log/log.h"
 #include "process/subprocess.h"
@@ -114,11 +113,11 @@ void DequeueRunner::RunLoop() {
 }
 
 void DequeueRunner::RunOnce() {
-  ProcessOptions process;
+  process::ProcessOptions process;
   process.argv = options_.argv;
   process.timeout = options_.timeout;
   process.max_output_bytes = kMaxCapturedOutputBytes;
-  absl::StatusOr<ProcessResult> result = RunProcess(process);
+  absl::StatusOr<process::ProcessResult> result = process::RunProcess(process);
   if (!result.ok()) {
     OMD_LOG(WARNING, "dequeue command could not run: %s",
             result.status().ToString());

@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "proto/omd.pb.h"
 #include "server/daemon.h"
-#include "server/handler_registry.h"
+#include "rpc/agent_methods.h"
 #include "testing/daemon_harness.h"
 
 namespace omd::server {
@@ -35,15 +35,11 @@ crypto::EnvelopeOptions Identity(const std::string& nodename,
   return options;
 }
 
-std::string MethodPath(const google::protobuf::MethodDescriptor& method) {
-  return absl::StrCat("/", method.service()->full_name(), "/", method.name());
-}
-
 // One call of any Agent method with a ready-made envelope, unary or streaming.
 grpc::Status CallWithEnvelope(grpc::Channel* channel,
                               const google::protobuf::MethodDescriptor& method,
                               const v1::Envelope& envelope) {
-  const std::string path = MethodPath(method);
+  const std::string path = rpc::MethodPath(method);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
   if (method.server_streaming()) {
@@ -118,7 +114,7 @@ class GateTest : public ::testing::Test {
 // Every method of the descriptor, with three kinds of bad envelope; none reaches a
 // handler (not even the UNIMPLEMENTED fallback), then a good envelope passes.
 TEST_F(GateTest, EveryMethodIsGated) {
-  const google::protobuf::ServiceDescriptor& service = AgentServiceDescriptor();
+  const google::protobuf::ServiceDescriptor& service = rpc::AgentService();
   ASSERT_GE(service.method_count(), 15);
   crypto::EnvelopeCodec member(Identity("node2"));
   crypto::EnvelopeCodec outsider(Identity("stranger"));
@@ -129,7 +125,7 @@ TEST_F(GateTest, EveryMethodIsGated) {
     const google::protobuf::MethodDescriptor& method = *service.method(i);
     SCOPED_TRACE(method.full_name());
     auto channel = ChannelFrom(absl::StrCat("127.0.1.", i + 1));
-    const std::string path = MethodPath(method);
+    const std::string path = rpc::MethodPath(method);
     const bool is_join = method.name() == "Join";
 
     if (!is_join) {  // Join is open to non-members
@@ -144,7 +140,7 @@ TEST_F(GateTest, EveryMethodIsGated) {
                               forger.Seal(crypto::Direction::kRequest, path, "node1", salt, "").value());
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
 
-    const std::string other_method = MethodPath(*service.method((i + 1) % service.method_count()));
+    const std::string other_method = rpc::MethodPath(*service.method((i + 1) % service.method_count()));
     status = CallWithEnvelope(
         channel.get(), method,
         member.Seal(crypto::Direction::kRequest, other_method, "node1", salt, "").value());
@@ -161,7 +157,7 @@ TEST_F(GateTest, EveryMethodIsGated) {
     const google::protobuf::MethodDescriptor& method = *service.method(i);
     grpc::Status status = CallWithEnvelope(
         good_channel.get(), method,
-        member.Seal(crypto::Direction::kRequest, MethodPath(method), "node1", salt, "").value());
+        member.Seal(crypto::Direction::kRequest, rpc::MethodPath(method), "node1", salt, "").value());
     EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::UNIMPLEMENTED)
         << method.full_name() << ": " << status.error_message();
     EXPECT_EQ(daemon_->agent_service().dispatched_calls(), i + 1) << method.full_name();
@@ -259,8 +255,8 @@ TEST_F(GateTest, AForgerCannotBlacklistTheRealNode) {
 TEST_F(GateTest, AReplayedRequestIsRefused) {
   crypto::EnvelopeCodec node2(Identity("node2"));
   const google::protobuf::MethodDescriptor& method =
-      *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
-  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method), "node1",
+      *rpc::AgentService().FindMethodByName("BlacklistStatus");
+  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, rpc::MethodPath(method), "node1",
                                     crypto::EnvelopeCodec::NewSalt(), "")
                              .value();
   auto channel = ChannelFrom("127.0.0.8");
@@ -279,17 +275,17 @@ TEST_F(GateTest, AReplayedRequestIsRefused) {
 TEST_F(GateTest, RequestsForAnotherNodeAreRefused) {
   crypto::EnvelopeCodec node2(Identity("node2"));
   const google::protobuf::MethodDescriptor& method =
-      *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
+      *rpc::AgentService().FindMethodByName("BlacklistStatus");
   auto channel = ChannelFrom("127.0.0.13");
   grpc::Status status = CallWithEnvelope(
       channel.get(), method,
-      node2.Seal(crypto::Direction::kRequest, MethodPath(method), "node3",
+      node2.Seal(crypto::Direction::kRequest, rpc::MethodPath(method), "node3",
                  crypto::EnvelopeCodec::NewSalt(), "")
           .value());
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(status.error_message(), "envelope for another node");
   EXPECT_TRUE(CallWithEnvelope(channel.get(), method,
-                               node2.Seal(crypto::Direction::kRequest, MethodPath(method), "",
+                               node2.Seal(crypto::Direction::kRequest, rpc::MethodPath(method), "",
                                           crypto::EnvelopeCodec::NewSalt(), "")
                                    .value())
                   .ok());
@@ -299,9 +295,9 @@ TEST_F(GateTest, InvalidNamesShareOneSenderPerAddress) {
   auto channel = ChannelFrom("127.0.0.12");
   crypto::EnvelopeCodec forger(Identity("node2", "not-the-cluster-secret"));
   const google::protobuf::MethodDescriptor& method =
-      *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
+      *rpc::AgentService().FindMethodByName("BlacklistStatus");
   for (const std::string name : {"bad/name", "-dash", "a\nforged log line", ""}) {
-    v1::Envelope envelope = forger.Seal(crypto::Direction::kRequest, MethodPath(method), "node1",
+    v1::Envelope envelope = forger.Seal(crypto::Direction::kRequest, rpc::MethodPath(method), "node1",
                                         crypto::EnvelopeCodec::NewSalt(), "")
                                 .value();
     envelope.set_nodename(name);
@@ -331,8 +327,8 @@ TEST_F(GateTest, RepliesAreSealedByTheDaemon) {
 TEST_F(GateTest, OversizedRequestsAreRefused) {
   crypto::EnvelopeCodec node2(Identity("node2"));
   const google::protobuf::MethodDescriptor& method =
-      *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
-  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method), "node1",
+      *rpc::AgentService().FindMethodByName("BlacklistStatus");
+  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, rpc::MethodPath(method), "node1",
                                     crypto::EnvelopeCodec::NewSalt(),
                                     std::string(2 << 20, 'x'))
                              .value();
@@ -345,8 +341,8 @@ TEST_F(GateTest, OversizedRequestsAreRefused) {
 TEST_F(GateTest, AGarbledPayloadIsInvalidArgumentAfterTheGate) {
   crypto::EnvelopeCodec node2(Identity("node2"));
   const google::protobuf::MethodDescriptor& method =
-      *AgentServiceDescriptor().FindMethodByName("BlacklistStatus");
-  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, MethodPath(method), "node1",
+      *rpc::AgentService().FindMethodByName("BlacklistStatus");
+  v1::Envelope request = node2.Seal(crypto::Direction::kRequest, rpc::MethodPath(method), "node1",
                                     crypto::EnvelopeCodec::NewSalt(), "\xff\xff\xff")
                              .value();
   auto channel = ChannelFrom("127.0.0.11");

@@ -21,13 +21,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "google/protobuf/descriptor.h"
+#include "rpc/agent_methods.h"
 #include "server/caller.h"
 
 namespace omd::server {
-
-// The Agent service's descriptor, from the generated descriptor pool.
-const google::protobuf::ServiceDescriptor& AgentServiceDescriptor();
 
 class HandlerRegistry {
  public:
@@ -39,8 +36,10 @@ class HandlerRegistry {
   absl::Status AddUnary(
       absl::string_view method_name,
       std::function<absl::StatusOr<Reply>(const Caller&, const Request&)> handler) {
-    absl::Status carried = CheckCarries(method_name, Request::descriptor()->full_name(),
-                                        Reply::descriptor()->full_name());
+    absl::Status carried = rpc::FindUnaryMethod(method_name,
+                                                Request::descriptor()->full_name(),
+                                                Reply::descriptor()->full_name())
+                               .status();
     if (!carried.ok()) return carried;
     unary_[std::string(method_name)] =
         [handler = std::move(handler)](
@@ -62,10 +61,6 @@ class HandlerRegistry {
   const UnaryHandler* FindUnary(absl::string_view method_name) const;
 
  private:
-  static absl::Status CheckCarries(absl::string_view method_name,
-                                   absl::string_view request_type,
-                                   absl::string_view reply_type);
-
   absl::flat_hash_map<std::string, UnaryHandler> unary_;
 };
 

@@ -146,12 +146,12 @@ std::string DaemonProcess::Log() const {
 }
 
 OmResult RunOm(const std::string& root, const std::vector<std::string>& args) {
-  ProcessOptions options;
+  process::ProcessOptions options;
   options.argv = {OmPath(), "--root", root};
   options.argv.insert(options.argv.end(), args.begin(), args.end());
   options.timeout = absl::Seconds(60);
   OmResult result;
-  absl::StatusOr<ProcessResult> run = RunProcess(options);
+  absl::StatusOr<process::ProcessResult> run = process::RunProcess(options);
   if (!run.ok()) {
     result.stderr_text = run.status().ToString();
     return result;

@@ -310,9 +310,9 @@ TEST(DaemonStartTest, AnAddressInUseIsRefusedClearly) {
 }
 
 TEST(DaemonStartTest, BadFlagsAreRefusedClearly) {
-  ProcessOptions process;
+  process::ProcessOptions process;
   process.argv = {OmdPath(), "--root", NewTempDir("flags"), "--max_request_bytes", "1"};
-  absl::StatusOr<ProcessResult> run = RunProcess(process);
+  absl::StatusOr<process::ProcessResult> run = process::RunProcess(process);
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->exit_code, 1);
   EXPECT_THAT(run->stderr_text, HasSubstr("--max_request_bytes must be between"));
@@ -323,10 +323,10 @@ TEST(DaemonStartTest, BadFlagsAreRefusedClearly) {
 // (It serves on 127.0.0.1:1214 if that is free; the test only reads the file.)
 TEST(DaemonStartTest, DefaultConfigurationIsCreatedPrivate) {
   const std::string root = NewTempDir("fresh");
-  ProcessOptions process;
+  process::ProcessOptions process;
   process.argv = {OmdPath(), "--root", root, "--dequeue_command", "/bin/true"};
   process.timeout = absl::Seconds(2);  // then SIGTERM
-  absl::StatusOr<ProcessResult> run = RunProcess(process);
+  absl::StatusOr<process::ProcessResult> run = process::RunProcess(process);
   ASSERT_TRUE(run.ok()) << run.status();
   const std::string path = root + "/etc/node.conf";
   struct stat info;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,19 +34,31 @@ namespace {
 
 constexpr char kSecret[] = "benchmark-secret-0123456789abcdef";
 
+// A daemon's temporary root, removed with it (its node.conf holds a secret).
+struct TemporaryRoot {
+  std::string path;
+  ~TemporaryRoot() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove_all(path, ignored);
+  }
+};
+
 struct Mode {
   std::string name;
   bool unencrypted = false;
+  TemporaryRoot root;  // outlives `daemon`, declared before it
   std::unique_ptr<server::Daemon> daemon;
   std::vector<absl::Duration> latencies;
   int64_t requests = 0;
   absl::Duration elapsed;
 };
 
-absl::StatusOr<std::unique_ptr<server::Daemon>> StartDaemon(bool unencrypted) {
+absl::StatusOr<std::unique_ptr<server::Daemon>> StartDaemon(bool unencrypted,
+                                                          TemporaryRoot& temporary) {
   char root_template[] = "/tmp/omd-bench.XXXXXX";
   const char* root = mkdtemp(root_template);
   if (root == nullptr) return absl::InternalError("mkdtemp failed");
+  temporary.path = root;
   absl::Status made = config::MakeDirectories(absl::StrCat(root, "/etc"), 0700);
   if (!made.ok()) return made;
   absl::Status written = config::WriteFileAtomically(
@@ -125,7 +138,8 @@ int Run() {
   modes[0].unencrypted = true;
   modes[1].name = "envelope";
   for (Mode& mode : modes) {
-    absl::StatusOr<std::unique_ptr<server::Daemon>> daemon = StartDaemon(mode.unencrypted);
+    absl::StatusOr<std::unique_ptr<server::Daemon>> daemon =
+        StartDaemon(mode.unencrypted, mode.root);
     if (!daemon.ok()) {
       std::fprintf(stderr, "cannot start a daemon: %s\n", daemon.status().ToString().c_str());
       return 1;
@@ -151,13 +165,16 @@ int Run() {
     Mode& mode = modes[i];
     std::sort(mode.latencies.begin(), mode.latencies.end());
     const size_t n = mode.latencies.size();
+    if (n == 0) {
+      std::fprintf(stderr, "%s: no request completed\n", mode.name.c_str());
+      return 1;
+    }
     rates[i] = static_cast<double>(mode.requests) / absl::ToDoubleSeconds(mode.elapsed);
     std::printf("%-12s %10lld %10.0f %10.0f %10.0f\n", mode.name.c_str(),
                 static_cast<long long>(mode.requests), rates[i],
                 Micros(mode.latencies[n / 2]), Micros(mode.latencies[n * 99 / 100]));
   }
   std::printf("envelope/unencrypted throughput ratio: %.3f\n", rates[1] / rates[0]);
-  for (Mode& mode : modes) mode.daemon->Shutdown();
   return 0;
 }
 
