@@ -30,12 +30,11 @@ class GatedWriteReactor : public grpc::ServerWriteReactor<v1::Envelope> {
 
 }  // namespace
 
-AgentService::AgentService(Gate* gate, const HandlerRegistry* handlers)
-    : gate_(gate), handlers_(handlers) {}
+AgentService::AgentService(Gate* gate) : gate_(gate) {}
 
 absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
     Gate* gate, const HandlerRegistry* handlers) {
-  std::unique_ptr<AgentService> service(new AgentService(gate, handlers));
+  std::unique_ptr<AgentService> service(new AgentService(gate));
   const google::protobuf::ServiceDescriptor& descriptor = rpc::AgentService();
   for (int i = 0; i < descriptor.method_count(); ++i) {
     const google::protobuf::MethodDescriptor& rpc_method = *descriptor.method(i);

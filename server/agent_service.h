@@ -51,7 +51,7 @@ class AgentService final : public grpc::Service {
     const HandlerRegistry::UnaryHandler* unary_handler = nullptr;
   };
 
-  AgentService(Gate* gate, const HandlerRegistry* handlers);
+  explicit AgentService(Gate* gate);
 
   grpc::ServerUnaryReactor* HandleUnary(const Method& method,
                                         grpc::CallbackServerContext* context,
@@ -62,7 +62,6 @@ class AgentService final : public grpc::Service {
       const v1::Envelope* request);
 
   Gate* const gate_;
-  const HandlerRegistry* const handlers_;
   std::deque<Method> methods_;  // a deque: addresses stay put as it grows
   std::atomic<int64_t> dispatched_calls_{0};
 };

@@ -34,8 +34,11 @@ class Daemon {
     // with the om binary found beside omd.
     std::vector<std::string> dequeue_command;
     absl::Duration dequeue_timeout = absl::Minutes(10);
-    // Requests larger than this are refused by gRPC (RESOURCE_EXHAUSTED).
-    size_t max_request_bytes = 1 << 20;
+    // Requests larger than this are refused by gRPC (RESOURCE_EXHAUSTED) before
+    // the gate: gRPC parses a request whole, and every omd request is small.
+    size_t max_request_bytes = 64 << 10;
+    // Calls in flight at once on one connection.
+    int max_streams_per_connection = 100;
     // How long Shutdown lets calls in flight finish.
     absl::Duration shutdown_grace = absl::Seconds(5);
     // Benchmarks only (tools/bench): envelopes carry their plaintext.

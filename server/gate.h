@@ -38,8 +38,9 @@
 
 namespace omd::server {
 
-// The cluster as the gate checks it: swapped whole when node.conf changes, so a
-// request sees one consistent version from admission to its sealed reply.
+// The cluster as the gate checks it. Replaced whole (SetClusterView), never
+// modified, so a request sees one consistent version from admission to its sealed
+// reply.
 struct ClusterView {
   absl::flat_hash_set<std::string> nodes;
   std::shared_ptr<const crypto::EnvelopeCodec> codec;

@@ -20,7 +20,7 @@ ABSL_FLAG(std::string, dequeue_command, "",
           "Default: the om binary beside omd, with `--root ROOT node dequeue actions`.");
 ABSL_FLAG(absl::Duration, dequeue_timeout, absl::Minutes(10),
           "Longest a dequeue run may take before it is killed.");
-ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
+ABSL_FLAG(int64_t, max_request_bytes, 64 << 10,
           "Largest request accepted; larger ones get RESOURCE_EXHAUSTED.");
 
 namespace {

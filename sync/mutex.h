@@ -4,7 +4,7 @@
 // ThreadSanitizer, so TSan cannot see the order absl::Mutex creates, and
 // `tools/test --config=tsan` would report every field it guards. std::mutex is
 // pthread's, which TSan intercepts. The thread-safety annotations are absl's, so
-// ABSL_GUARDED_BY fields are checked by clang's -Wthread-safety all the same.
+// `bazel build --config=clang` checks ABSL_GUARDED_BY fields with -Wthread-safety.
 //
 //   mutable sync::Mutex mutex_;
 //   int count_ ABSL_GUARDED_BY(mutex_);
