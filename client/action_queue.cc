@@ -162,13 +162,16 @@ absl::StatusOr<std::vector<std::string>> ParseAction(const std::string& json) {
 
 struct ActionOutcome {
   bool succeeded = false;
+  bool not_started = false;  // cancelled before it could run: goes back to the queue
   std::string report;  // the contents of <name>.out
   std::string summary;  // one line for the log; never the arguments
 };
 
 ActionOutcome ErrorOutcome(const absl::Status& status) {
-  return {false, absl::StrCat("error: ", status.ToString(), "\n"),
-          status.ToString()};
+  ActionOutcome outcome;
+  outcome.report = absl::StrCat("error: ", status.ToString(), "\n");
+  outcome.summary = status.ToString();
+  return outcome;
 }
 
 void AppendSection(absl::string_view title, absl::string_view text,
@@ -188,12 +191,18 @@ ActionOutcome RunClaimedAction(const std::string& path,
   process.argv = options.om_argv_prefix;
   process.argv.insert(process.argv.end(), arguments->begin(), arguments->end());
   process.timeout = options.action_timeout;
+  process.cancellation = options.cancellation;
   process.max_output_bytes = kMaxRecordedOutputBytes;
   absl::StatusOr<process::ProcessResult> result = process::RunProcess(process);
+  if (absl::IsCancelled(result.status())) {
+    ActionOutcome not_started = ErrorOutcome(result.status());
+    not_started.not_started = true;
+    return not_started;
+  }
   if (!result.ok()) return ErrorOutcome(result.status());
 
   ActionOutcome outcome;
-  outcome.succeeded = result->exit_code == 0 && !result->timed_out;
+  outcome.succeeded = result->exit_code == 0 && !result->timed_out && !result->cancelled;
   std::string& report = outcome.report;
   absl::StrAppend(&report, "exit_code: ", result->exit_code, "\n");
   if (result->term_signal != 0) {
@@ -204,6 +213,9 @@ ActionOutcome RunClaimedAction(const std::string& path,
     absl::StrAppend(&report, "timed_out: after ",
                     absl::FormatDuration(options.action_timeout), "\n");
   }
+  if (result->cancelled) {
+    absl::StrAppend(&report, "cancelled: the dequeue was stopped\n");
+  }
   if (result->output_truncated) {
     absl::StrAppend(&report, "output_truncated: each stream kept to ",
                     kMaxRecordedOutputBytes, " bytes\n");
@@ -211,7 +223,9 @@ ActionOutcome RunClaimedAction(const std::string& path,
   AppendSection("stdout", result->stdout_text, report);
   AppendSection("stderr", result->stderr_text, report);
 
-  if (result->timed_out) {
+  if (result->cancelled) {
+    outcome.summary = "cancelled";
+  } else if (result->timed_out) {
     outcome.summary = absl::StrCat("timed out after ",
                                    absl::FormatDuration(options.action_timeout));
   } else if (result->term_signal != 0) {
@@ -243,6 +257,10 @@ absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
 
   DequeueSummary summary;
   for (const std::string& name : *names) {
+    if (options.cancellation != nullptr && options.cancellation->cancelled()) {
+      OMD_LOG(INFO, "dequeue cancelled: the remaining actions stay queued");
+      break;
+    }
     std::string queued = absl::StrCat(directories.queue, "/", name);
     std::string running = absl::StrCat(directories.running, "/", name);
     if (rename(queued.c_str(), running.c_str()) != 0) {
@@ -258,6 +276,13 @@ absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
     }
 
     ActionOutcome outcome = RunClaimedAction(running, options);
+    if (outcome.not_started) {
+      if (rename(running.c_str(), queued.c_str()) != 0) {
+        OMD_LOG(WARNING, "action %s: cannot put it back in the queue: %s", name,
+                ErrorText(errno));
+      }
+      break;
+    }
     const std::string& destination =
         outcome.succeeded ? directories.done : directories.failed;
     // 0600: the output of an om command may be sensitive.

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "process/subprocess.h"
 
 namespace omd::client {
 
@@ -35,6 +36,9 @@ struct DequeueOptions {
   std::string root;                         // the daemon's root directory
   std::vector<std::string> om_argv_prefix;  // e.g. {"/path/to/om", "--root", root}
   absl::Duration action_timeout = absl::Minutes(10);
+  // If set, cancelling it terminates the running action (recorded as failed) and
+  // leaves the actions not yet started in the queue.
+  const process::Cancellation* cancellation = nullptr;
 };
 
 struct DequeueSummary {

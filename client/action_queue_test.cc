@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -405,6 +406,29 @@ TEST_F(ActionQueueTest, EmptyOmPrefixIsInvalidArgument) {
   EXPECT_EQ(DequeueActions(Options({})).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(ListDirectory(queue_), ElementsAre("untouched"));
+}
+
+// Cancelled (om got SIGTERM): the running action is terminated and recorded as
+// failed; the ones not started stay queued for the next dequeue.
+TEST_F(ActionQueueTest, CancellationStopsTheRunAndKeepsTheRestQueued) {
+  Queue("1-slow", JsonList({"slow"}));
+  Queue("2-next", JsonList({"next"}));
+  process::Cancellation cancellation;
+  DequeueOptions options = Options({"/bin/sh", "-c", "sleep 30", "om"});
+  options.cancellation = &cancellation;
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    cancellation.Cancel();
+  });
+  absl::StatusOr<DequeueSummary> summary = DequeueActions(options);
+  canceller.join();
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->done, 0);
+  EXPECT_EQ(summary->failed, 1);
+  EXPECT_THAT(ReadFile(absl::StrCat(actions_, "/failed/1-slow.out")),
+              HasSubstr("cancelled: the dequeue was stopped"));
+  struct stat info;
+  EXPECT_EQ(stat(absl::StrCat(queue_, "/2-next").c_str(), &info), 0);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "client/commands.h"
 
+#include <signal.h>
+
 #include <memory>
 #include <utility>
 
@@ -14,6 +16,7 @@
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
 #include "config/node_config.h"
+#include "process/subprocess.h"
 #include "proto/omd.pb.h"
 #include "rpc/peer.h"
 
@@ -112,11 +115,24 @@ CommandResult EmptyPacket(const CommandContext& context) {
   return result;
 }
 
+// Cancelled by SIGTERM or SIGINT during `om node dequeue actions`: each action
+// runs in a process group of its own, which a signal to om's group would miss.
+process::Cancellation* dequeue_cancellation = nullptr;
+
+void CancelDequeue(int) { dequeue_cancellation->Cancel(); }  // async-signal-safe
+
 CommandResult DequeueActionsCommand(const CommandContext& context) {
   CommandResult result;
+  static process::Cancellation* const cancellation = new process::Cancellation();
+  dequeue_cancellation = cancellation;
+  struct sigaction on_stop = {};
+  on_stop.sa_handler = CancelDequeue;
+  sigaction(SIGTERM, &on_stop, nullptr);
+  sigaction(SIGINT, &on_stop, nullptr);
   DequeueOptions options;
   options.root = context.root;
   options.om_argv_prefix = {context.om_binary, "--root", context.root};
+  options.cancellation = cancellation;
   absl::StatusOr<DequeueSummary> summary = DequeueActions(options);
   if (!summary.ok()) {
     result.status = summary.status();

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -282,9 +284,29 @@ absl::Status ValidateOptions(const ProcessOptions& options) {
 
 }  // namespace
 
+Cancellation::Cancellation() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (fd_ < 0) std::abort();  // no fd to spare: nothing else would work either
+}
+
+Cancellation::~Cancellation() { close(fd_); }
+
+void Cancellation::Cancel() {
+  const uint64_t one = 1;
+  // Cannot fail short of a counter overflow (2^64 cancels).
+  [[maybe_unused]] ssize_t written = write(fd_, &one, sizeof(one));
+}
+
+bool Cancellation::cancelled() const {
+  pollfd readable = {fd_, POLLIN, 0};
+  return poll(&readable, 1, 0) == 1;
+}
+
 absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
   absl::Status status = ValidateOptions(options);
   if (!status.ok()) return status;
+  if (options.cancellation != nullptr && options.cancellation->cancelled()) {
+    return absl::CancelledError(absl::StrFormat("not started: %s", options.argv[0]));
+  }
 
   UniqueFd stdout_read, stdout_write, stderr_read, stderr_write;
   status = MakePipe(stdout_read, stdout_write);
@@ -342,7 +364,7 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
       // group id) cannot have been reused: signalling -pid is safe.
       switch (kill_stage) {
         case KillStage::kNone:
-          result.timed_out = true;
+          result.timed_out = !result.cancelled;
           kill(-pid, SIGTERM);
           kill_stage = KillStage::kTerminated;
           next_escalation = now + kKillGrace;
@@ -361,18 +383,23 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
       }
     }
 
-    pollfd poll_fds[2];
+    pollfd poll_fds[3];
     OutputStream* polled_streams[2];
-    nfds_t poll_count = 0;
+    nfds_t stream_count = 0;
     for (OutputStream& stream : streams) {
       if (!stream.fd.is_open()) continue;
-      poll_fds[poll_count] = {stream.fd.get(), POLLIN, 0};
-      polled_streams[poll_count] = &stream;
-      ++poll_count;
+      poll_fds[stream_count] = {stream.fd.get(), POLLIN, 0};
+      polled_streams[stream_count] = &stream;
+      ++stream_count;
     }
+    // The cancellation is watched until the child is being killed anyway.
+    const bool watch_cancellation =
+        options.cancellation != nullptr && kill_stage == KillStage::kNone;
+    nfds_t poll_count = stream_count;
+    if (watch_cancellation) poll_fds[poll_count++] = {options.cancellation->fd(), POLLIN, 0};
 
     absl::Duration wait = next_escalation - absl::Now();
-    if (poll_count == 0) {
+    if (stream_count == 0) {
       pid_t waited = WaitPid(pid, &wait_status,
                              next_escalation == absl::InfiniteFuture() ? 0 : WNOHANG);
       if (waited == pid) break;
@@ -391,10 +418,14 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
       KillAndReap(pid);
       return ErrnoStatus("poll", error_number);
     }
-    for (nfds_t i = 0; i < poll_count; ++i) {
+    for (nfds_t i = 0; i < stream_count; ++i) {
       if (poll_fds[i].revents != 0) {
         ReadAvailable(*polled_streams[i], options.max_output_bytes);
       }
+    }
+    if (watch_cancellation && poll_fds[stream_count].revents != 0) {
+      result.cancelled = true;
+      next_escalation = absl::Now();  // terminate the group, as on a timeout
     }
   }
 

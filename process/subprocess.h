@@ -26,6 +26,26 @@
 
 namespace omd::process {
 
+// Lets another thread, or a signal handler, end RunProcess calls early: their
+// child's process group is terminated as on a timeout. Once cancelled, it stays
+// cancelled, and RunProcess refuses to start anything with it (CANCELLED).
+class Cancellation {
+ public:
+  Cancellation();
+  ~Cancellation();
+  Cancellation(const Cancellation&) = delete;
+  Cancellation& operator=(const Cancellation&) = delete;
+
+  // Async-signal-safe: a write(2) to an eventfd.
+  void Cancel();
+  bool cancelled() const;
+  // Readable once cancelled; RunProcess polls it with the child's output.
+  int fd() const { return fd_; }
+
+ private:
+  const int fd_;
+};
+
 struct ProcessOptions {
   // argv[0] is a path, or a name looked up in PATH. Passed to the program as is:
   // nothing is interpreted by a shell.
@@ -37,12 +57,15 @@ struct ProcessOptions {
   // Empty: inherit the caller's. A relative argv[0] containing '/' is resolved
   // from here.
   std::string working_directory;
+  // If set (and outliving the call), cancelling it ends the run early.
+  const Cancellation* cancellation = nullptr;
 };
 
 struct ProcessResult {
   int exit_code = -1;  // -1 when killed by a signal
   int term_signal = 0;  // the signal that ended the child, if one did
   bool timed_out = false;
+  bool cancelled = false;  // ended early by ProcessOptions::cancellation
   std::string stdout_text;
   std::string stderr_text;
   bool output_truncated = false;  // either stream went over max_output_bytes

@@ -337,5 +337,53 @@ TEST(RunProcessTest, LeaksNoFileDescriptors) {
   EXPECT_EQ(CountOpenFds(), before);
 }
 
+// Cancelling from another thread ends the run at once, as a timeout would, but
+// is reported as a cancellation.
+TEST(RunProcessTest, CancellationTerminatesTheGroup) {
+  Cancellation cancellation;
+  ProcessOptions options;
+  options.argv = {"/bin/sh", "-c", "sleep 30 & sleep 30; echo never"};
+  options.cancellation = &cancellation;
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    cancellation.Cancel();
+  });
+  const absl::Time start = absl::Now();
+  absl::StatusOr<ProcessResult> result = RunProcess(options);
+  canceller.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->cancelled);
+  EXPECT_FALSE(result->timed_out);
+  EXPECT_EQ(result->term_signal, SIGTERM);
+  EXPECT_EQ(result->stdout_text, "");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_TRUE(cancellation.cancelled());
+}
+
+TEST(RunProcessTest, AlreadyCancelledStartsNothing) {
+  Cancellation cancellation;
+  cancellation.Cancel();
+  const std::string marker = absl::StrCat(::testing::TempDir(), "/started");
+  ProcessOptions options;
+  options.argv = {"/usr/bin/touch", marker};
+  options.cancellation = &cancellation;
+  absl::StatusOr<ProcessResult> result = RunProcess(options);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled);
+  struct stat info;
+  EXPECT_NE(stat(marker.c_str(), &info), 0);
+}
+
+TEST(RunProcessTest, AnUnusedCancellationChangesNothing) {
+  Cancellation cancellation;
+  ProcessOptions options;
+  options.argv = {"/bin/echo", "hello"};
+  options.cancellation = &cancellation;
+  absl::StatusOr<ProcessResult> result = RunProcess(options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_FALSE(result->cancelled);
+  EXPECT_EQ(result->stdout_text, "hello\n");
+  EXPECT_FALSE(cancellation.cancelled());
+}
+
 }  // namespace
 }  // namespace omd::process

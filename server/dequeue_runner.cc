@@ -51,6 +51,7 @@ void DequeueRunner::Stop() {
       sync::MutexLock lock(&mu_);
       stopping_ = true;
     }
+    stop_running_.Cancel();
     thread_.join();
   });
 }
@@ -115,6 +116,7 @@ void DequeueRunner::RunLoop() {
 void DequeueRunner::RunOnce() {
   process::ProcessOptions process;
   process.argv = options_.argv;
+  process.cancellation = &stop_running_;
   process.timeout = options_.timeout;
   process.max_output_bytes = kMaxCapturedOutputBytes;
   absl::StatusOr<process::ProcessResult> result = process::RunProcess(process);
@@ -123,7 +125,9 @@ void DequeueRunner::RunOnce() {
             result.status().ToString());
     return;
   }
-  if (result->timed_out) {
+  if (result->cancelled) {
+    OMD_LOG(INFO, "dequeue run terminated: the daemon is stopping");
+  } else if (result->timed_out) {
     OMD_LOG(WARNING, "dequeue command timed out after %s; stderr: %s",
             absl::FormatDuration(options_.timeout),
             FirstLine(result->stderr_text));

@@ -23,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "process/subprocess.h"
 #include "sync/mutex.h"
 
 namespace omd::server {
@@ -45,10 +46,11 @@ class DequeueRunner {
   // Asks for a run: now if idle, else once after the current run.
   void Trigger();
 
-  // Lets a run in progress finish (at most its timeout), starts no other and
-  // joins the thread. A run still requested then is dropped with a warning; the
-  // queued actions stay on disk for the next trigger. Triggers after Stop() are
-  // ignored with a warning. Idempotent; any thread but the runner's own.
+  // Terminates a run in progress (its process group gets SIGTERM, then SIGKILL),
+  // starts no other and joins the thread, so a daemon stops promptly. A run still
+  // requested then is dropped with a warning; the queued actions stay on disk for
+  // the next trigger. Triggers after Stop() are ignored with a warning.
+  // Idempotent; any thread but the runner's own.
   void Stop();
 
   int64_t runs_started() const;
@@ -64,6 +66,7 @@ class DequeueRunner {
   void RunOnce();
 
   const Options options_;
+  process::Cancellation stop_running_;  // cancelled by Stop()
 
   mutable sync::Mutex mu_;
   bool run_requested_ ABSL_GUARDED_BY(mu_) = false;

@@ -309,6 +309,22 @@ TEST(DaemonStartTest, AnAddressInUseIsRefusedClearly) {
   EXPECT_TRUE((*running)->Stop().ok());
 }
 
+// SIGTERM during a long dequeue run: omd terminates the run and exits, promptly.
+TEST(DaemonStopTest, StopsPromptlyDuringADequeueRun) {
+  DaemonProcess::Options options;
+  options.extra_flags = {"--dequeue_command", "/bin/sleep 60"};
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  OmResult sent = RunOm((*daemon)->root(), {"daemon", "empty-packet"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.stderr_text;
+  absl::SleepFor(absl::Milliseconds(300));  // let the run start
+  const absl::Time start = absl::Now();
+  absl::Status stopped = (*daemon)->Stop();
+  EXPECT_TRUE(stopped.ok()) << stopped;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_THAT((*daemon)->Log(), HasSubstr("dequeue run terminated: the daemon is stopping"));
+}
+
 TEST(DaemonStartTest, BadFlagsAreRefusedClearly) {
   process::ProcessOptions process;
   process.argv = {OmdPath(), "--root", NewTempDir("flags"), "--max_request_bytes", "1"};
