@@ -53,8 +53,10 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContex
   if (!target.ok()) return target.status();
   options.target = *target;
   options.envelope = config::EnvelopeOptionsFor(*config);
-  // The local daemon is this node; a --server peer's name is not known here.
-  if (context.server.empty()) options.recipient = config->node_name;
+  // The local daemon is this node; a --server peer is who --node says, or any node.
+  options.recipient = !context.server_node.empty() ? context.server_node
+                      : context.server.empty()     ? config->node_name
+                                                   : "";
   options.reply_senders.insert(config->cluster_nodes.begin(), config->cluster_nodes.end());
   options.timeout = context.timeout;
   return AgentClient::Create(std::move(options));

@@ -19,6 +19,7 @@ namespace omd::client {
 struct CommandContext {
   std::string root;       // the node's root: ROOT/etc/node.conf
   std::string server;     // "host:port" overriding node.conf's listener
+  std::string server_node;  // the node name of that daemon, if known
   absl::Duration timeout;  // deadline of each call to the daemon
   std::string om_binary;  // this program, to run queued om commands
 };

@@ -17,6 +17,10 @@
 ABSL_FLAG(std::string, root, "./var/omd", "The node's root directory: ROOT/etc/node.conf.");
 ABSL_FLAG(std::string, server, "",
           "Daemon address, host:port, instead of node.conf's [listener] addr and port.");
+ABSL_FLAG(std::string, node, "",
+          "Node name of the daemon called, bound into each request so that it cannot "
+          "be replayed to another node. Default: this node without --server; any "
+          "node with --server.");
 ABSL_FLAG(std::string, output, "human",
           "human, or json: one document {\"status\": N, \"data\": ..., \"info\": [...], "
           "\"error\": [...]}.");
@@ -45,6 +49,7 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
       omd::client::CommandContext context;
       context.root = absl::GetFlag(FLAGS_root);
       context.server = absl::GetFlag(FLAGS_server);
+      context.server_node = absl::GetFlag(FLAGS_node);
       context.timeout = absl::GetFlag(FLAGS_timeout);
       context.om_binary = omd::process::CurrentExecutablePath();
       if (context.om_binary.empty()) context.om_binary = argv0;
@@ -65,7 +70,7 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(absl::StrCat(
-      "The omd command line.\n\nUsage: om [--root DIR] [--server HOST:PORT] "
+      "The omd command line.\n\nUsage: om [--root DIR] [--server HOST:PORT [--node NAME]] "
       "[--output human|json] <command...>\n\nCommands:\n",
       omd::client::CommandList(),
       "\nExit status: 0 on success, else the gRPC status code (e.g. 16 "

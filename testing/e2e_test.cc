@@ -247,11 +247,18 @@ TEST(MultiNodeTest, PeersOnTheirOwnAddressesServeEachOther) {
   }
   for (int from = 0; from < 2; ++from) {
     const DaemonProcess& to = *nodes[1 - from];
+    const std::string to_name = from == 0 ? "node2" : "node1";
     OmResult result = RunOm(nodes[from]->root(),
-                            {"--server", to.address(), "daemon", "blacklist", "status",
-                             "--output", "json"});
+                            {"--server", to.address(), "--node", to_name, "daemon",
+                             "blacklist", "status", "--output", "json"});
     EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
     EXPECT_EQ(result.stdout_text, "{\"data\": {}, \"status\": 0}\n");
+    // Sealed for the other node: this daemon refuses it.
+    OmResult misdirected = RunOm(nodes[from]->root(),
+                                 {"--server", to.address(), "--node", "node3", "daemon",
+                                  "blacklist", "status"});
+    EXPECT_EQ(misdirected.exit_code, 16);
+    EXPECT_THAT(misdirected.stderr_text, HasSubstr("envelope for another node"));
   }
   for (auto& node : nodes) EXPECT_TRUE(node->Stop().ok());
 }
