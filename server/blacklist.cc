@@ -13,12 +13,12 @@ bool Blacklist::IsBlocked(const Sender& sender) const {
   return it != invalid_counts_.end() && it->second >= options_.threshold;
 }
 
-void Blacklist::RecordInvalid(const Sender& sender) {
+bool Blacklist::RecordInvalid(const Sender& sender) {
   sync::MutexLock lock(&mutex_);
   auto it = invalid_counts_.find(sender);
   if (it != invalid_counts_.end()) {
     it->second = std::min(it->second + 1, options_.threshold);
-    return;
+    return it->second >= options_.threshold;
   }
   if (invalid_counts_.size() >= options_.capacity) {
     // Make room by forgetting the sender with the fewest failures, but never a
@@ -30,10 +30,11 @@ void Blacklist::RecordInvalid(const Sender& sender) {
         fewest = it;
       }
     }
-    if (fewest == invalid_counts_.end()) return;
+    if (fewest == invalid_counts_.end()) return false;
     invalid_counts_.erase(fewest);
   }
   invalid_counts_.emplace(sender, 1);
+  return options_.threshold <= 1;
 }
 
 void Blacklist::RecordValid(const Sender& sender) {

@@ -52,7 +52,8 @@ class Blacklist {
   explicit Blacklist(Options options);
 
   bool IsBlocked(const Sender& sender) const;
-  void RecordInvalid(const Sender& sender);
+  // Returns whether the sender is now blocked.
+  bool RecordInvalid(const Sender& sender);
   // A valid message ends the run of consecutive failures.
   void RecordValid(const Sender& sender);
   // Ordered by node name, then address.

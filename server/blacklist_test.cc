@@ -15,10 +15,10 @@ const Sender kForgedNode2{"node2", "127.0.0.3"};
 TEST(BlacklistTest, BlocksAtTheThresholdExactly) {
   Blacklist blacklist({.threshold = 5});
   for (int i = 1; i <= 4; ++i) {
-    blacklist.RecordInvalid(kNode2);
+    EXPECT_FALSE(blacklist.RecordInvalid(kNode2)) << i;
     EXPECT_FALSE(blacklist.IsBlocked(kNode2)) << i;
   }
-  blacklist.RecordInvalid(kNode2);
+  EXPECT_TRUE(blacklist.RecordInvalid(kNode2));
   EXPECT_TRUE(blacklist.IsBlocked(kNode2));
   blacklist.RecordInvalid(kNode2);  // counts stop at the threshold
   ASSERT_EQ(blacklist.Entries().size(), 1u);

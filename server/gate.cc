@@ -34,8 +34,7 @@ std::shared_ptr<const ClusterView> Gate::cluster_view() const {
 
 absl::Status Gate::Refuse(const Sender& sender, absl::string_view method_path,
                           absl::Status status) {
-  blacklist_.RecordInvalid(sender);
-  const bool now_blocked = blacklist_.IsBlocked(sender);
+  const bool now_blocked = blacklist_.RecordInvalid(sender);
   OMD_LOG(WARNING, "refused %s from %s on %s: %s%s", sender.nodename, sender.address,
           method_path, status.ToString(),
           now_blocked ? "; sender blacklisted" : "");
