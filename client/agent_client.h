@@ -62,8 +62,6 @@ class AgentClient {
     return reply;
   }
 
-  const std::string& salt() const { return salt_; }
-
  private:
   explicit AgentClient(Options options);
 

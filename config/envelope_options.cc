@@ -1,7 +1,5 @@
 #include "config/envelope_options.h"
 
-#include "absl/strings/str_cat.h"
-
 namespace omd::config {
 
 crypto::EnvelopeOptions EnvelopeOptionsFor(const NodeConfig& config) {
@@ -14,10 +12,6 @@ crypto::EnvelopeOptions EnvelopeOptionsFor(const NodeConfig& config) {
   }
   options.clock_skew = config.clock_skew;
   return options;
-}
-
-std::string ListenerAddressPath(absl::string_view root) {
-  return absl::StrCat(root, "/var/listener.address");
 }
 
 }  // namespace omd::config

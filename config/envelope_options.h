@@ -4,19 +4,12 @@
 #ifndef OMD_CONFIG_ENVELOPE_OPTIONS_H_
 #define OMD_CONFIG_ENVELOPE_OPTIONS_H_
 
-#include <string>
-
-#include "absl/strings/string_view.h"
 #include "config/node_config.h"
 #include "crypto/envelope.h"
 
 namespace omd::config {
 
 crypto::EnvelopeOptions EnvelopeOptionsFor(const NodeConfig& config);
-
-// ROOT/var/listener.address: the address the daemon bound, recorded so that om can
-// reach a daemon configured with port 0.
-std::string ListenerAddressPath(absl::string_view root);
 
 }  // namespace omd::config
 

@@ -288,6 +288,10 @@ std::string NodeConfigPath(absl::string_view root) {
   return JoinRoot(root, "etc/node.conf");
 }
 
+std::string ListenerAddressPath(absl::string_view root) {
+  return absl::StrCat(root, "/var/listener.address");
+}
+
 absl::StatusOr<NodeConfig> LoadNodeConfig(absl::string_view root) {
   absl::Status status = CheckRoot(root);
   if (!status.ok()) return status;

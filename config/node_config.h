@@ -78,6 +78,10 @@ absl::StatusOr<NodeConfig> ParseNodeConfig(absl::string_view text);
 // ROOT/etc/node.conf.
 std::string NodeConfigPath(absl::string_view root);
 
+// ROOT/var/listener.address: the address the daemon bound, recorded so that om can
+// reach a daemon configured with port 0.
+std::string ListenerAddressPath(absl::string_view root);
+
 // Reads and parses ROOT/etc/node.conf; errors start with its path. NOT_FOUND if
 // it is missing. Logs a warning if group or others may access it.
 absl::StatusOr<NodeConfig> LoadNodeConfig(absl::string_view root);

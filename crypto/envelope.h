@@ -122,9 +122,6 @@ class EnvelopeCodec {
                                       const v1::Envelope& envelope) const;
 
   absl::Time Now() const { return options_.clock(); }
-  absl::Duration clock_skew() const { return options_.clock_skew; }
-  const std::string& cluster() const { return options_.cluster; }
-  const std::string& nodename() const { return options_.nodename; }
 
   // The associated data of an envelope: see docs/PROTOCOL.md.
   static std::string AssociatedData(Direction direction, absl::string_view method,

@@ -21,7 +21,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "config/atomic_file.h"
-#include "config/envelope_options.h"
+#include "config/node_config.h"
 #include "process/subprocess.h"
 #include "testing/health.grpc.pb.h"
 
