@@ -14,6 +14,9 @@
 namespace omd::client {
 namespace {
 
+// The method a request for any node may call: it tells who answers.
+constexpr absl::string_view kIdentify = "Identify";
+
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
   grpc::ChannelArguments arguments;
   // Matches the daemon's keepalive policy (server/daemon.cc), for long streams.
@@ -28,7 +31,19 @@ AgentClient::AgentClient(Options options)
     : options_(std::move(options)),
       channel_(options_.channel != nullptr ? options_.channel : NewChannel(options_.target)),
       codec_(options_.envelope),
-      salt_(crypto::EnvelopeCodec::NewSalt()) {}
+      salt_(crypto::EnvelopeCodec::NewSalt()),
+      recipient_(options_.recipient) {}
+
+std::string AgentClient::daemon_node() const {
+  sync::MutexLock lock(&mutex_);
+  return recipient_;
+}
+
+absl::Status AgentClient::BindRecipient() {
+  if (!daemon_node().empty()) return absl::OkStatus();
+  return CallRaw(kIdentify, v1::IdentifyRequest(), v1::IdentifyReply::descriptor()->full_name())
+      .status();
+}
 
 absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Create(Options options) {
   if (options.channel == nullptr && options.target.empty()) {
@@ -47,11 +62,16 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
       rpc::FindUnaryMethod(method_name, request.GetDescriptor()->full_name(), reply_type);
   if (!method.ok()) return method.status();
   const std::string path = rpc::MethodPath(**method);
+  if (method_name != kIdentify) {
+    absl::Status bound = BindRecipient();
+    if (!bound.ok()) return bound;
+  }
+  const std::string recipient = daemon_node();
 
   std::string request_id;
   absl::StatusOr<v1::Envelope> sealed = codec_.Seal(
-      crypto::Direction::kRequest, path, options_.recipient, salt_,
-      request.SerializeAsString(), &request_id);
+      crypto::Direction::kRequest, path, recipient, salt_, request.SerializeAsString(),
+      &request_id);
   if (!sealed.ok()) return sealed.status();
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
@@ -70,6 +90,10 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
   }
   absl::StatusOr<crypto::OpenedEnvelope> opened =
       codec_.Open(crypto::Direction::kReply, path, reply);
+  if (opened.ok()) {
+    absl::Status fresh = codec_.CheckSendTime(opened->sent_at);
+    if (!fresh.ok()) opened = fresh;
+  }
   if (!opened.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat("reply is not authentic: ", opened.status().message()));
@@ -80,6 +104,14 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
   if (!options_.reply_senders.contains(opened->nodename)) {
     return absl::UnauthenticatedError(
         absl::StrCat("reply sealed by ", opened->nodename, ", not a cluster member"));
+  }
+  if (!recipient.empty() && opened->nodename != recipient) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("reply sealed by ", opened->nodename, ", not by ", recipient));
+  }
+  if (recipient.empty()) {
+    sync::MutexLock lock(&mutex_);
+    recipient_ = opened->nodename;
   }
   return std::move(opened->payload);
 }

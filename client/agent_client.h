@@ -12,6 +12,11 @@
 //                                              v1::BlacklistStatusRequest());
 //
 // One salt per client: the server derives its key once for the whole connection.
+//
+// Every request names its recipient, so that it cannot be replayed to another
+// node. A client that knows the daemon only by its address (no `recipient`) first
+// calls Identify, the one method that may go to any node, and binds every later
+// request to the node that answered; a reply from any other node is refused.
 #ifndef OMD_CLIENT_AGENT_CLIENT_H_
 #define OMD_CLIENT_AGENT_CLIENT_H_
 
@@ -20,6 +25,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -27,6 +33,7 @@
 #include "absl/time/time.h"
 #include "crypto/envelope.h"
 #include "google/protobuf/message.h"
+#include "sync/mutex.h"
 
 namespace omd::client {
 
@@ -37,7 +44,7 @@ class AgentClient {
     std::shared_ptr<grpc::Channel> channel;
     crypto::EnvelopeOptions envelope;  // this node, its cluster and secrets
     // The daemon's node name, bound into each request so that it cannot be
-    // replayed to another node; empty: any node (when it is not known).
+    // replayed to another node; empty: learned with Identify at the first call.
     std::string recipient;
     // Node names whose sealed replies are accepted: the cluster's members.
     absl::flat_hash_set<std::string> reply_senders;
@@ -48,6 +55,9 @@ class AgentClient {
 
   // Calls omd.v1.Agent/`method_name`, whose `carries` option must name the types of
   // `request` and Reply.
+  // The node whose daemon answers, once known (given, or learned by a call).
+  std::string daemon_node() const;
+
   template <typename Reply>
   absl::StatusOr<Reply> Call(absl::string_view method_name,
                              const google::protobuf::Message& request) {
@@ -69,10 +79,15 @@ class AgentClient {
                                       const google::protobuf::Message& request,
                                       absl::string_view reply_type);
 
+  // Calls Identify if the recipient is not known yet.
+  absl::Status BindRecipient();
+
   const Options options_;
   std::shared_ptr<grpc::Channel> channel_;
   crypto::EnvelopeCodec codec_;
   const std::string salt_;
+  mutable sync::Mutex mutex_;
+  std::string recipient_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace omd::client

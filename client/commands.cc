@@ -53,7 +53,8 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContex
   if (!target.ok()) return target.status();
   options.target = *target;
   options.envelope = config::EnvelopeOptionsFor(*config);
-  // The local daemon is this node; a --server peer is who --node says, or any node.
+  // The local daemon is this node; a --server peer is who --node says, or, unknown,
+  // learned with Identify before the first request (AgentClient).
   options.recipient = !context.server_node.empty() ? context.server_node
                       : context.server.empty()     ? config->node_name
                                                    : "";
@@ -62,19 +63,22 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContex
   return AgentClient::Create(std::move(options));
 }
 
+// Calls `method` of the daemon, and records in `result` which node answered.
 template <typename Reply, typename Request>
 absl::StatusOr<Reply> CallDaemon(const CommandContext& context, absl::string_view method,
-                                 const Request& request) {
+                                 const Request& request, CommandResult& result) {
   absl::StatusOr<std::unique_ptr<AgentClient>> client = ConnectToDaemon(context);
   if (!client.ok()) return client.status();
-  return (*client)->template Call<Reply>(method, request);
+  absl::StatusOr<Reply> reply = (*client)->template Call<Reply>(method, request);
+  result.node = (*client)->daemon_node();
+  return reply;
 }
 
 CommandResult BlacklistStatus(const CommandContext& context) {
   CommandResult result;
   absl::StatusOr<v1::BlacklistStatusReply> reply =
       CallDaemon<v1::BlacklistStatusReply>(context, "BlacklistStatus",
-                                           v1::BlacklistStatusRequest());
+                                           v1::BlacklistStatusRequest(), result);
   if (!reply.ok()) {
     result.status = reply.status();
     return result;
@@ -85,10 +89,12 @@ CommandResult BlacklistStatus(const CommandContext& context) {
   if (reply->entries().empty()) result.text = "No sender has sent invalid messages.\n";
   else result.text = absl::StrFormat("%-24s %-40s %8s  %s\n", "NODE", "ADDRESS", "INVALID", "STATE");
   for (const v1::BlacklistEntry& entry : reply->entries()) {
-    counts[absl::StrCat(entry.nodename(), "@", entry.address())].set_number_value(
+    // An empty name: the non-member names from that source, counted together.
+    const std::string name = entry.nodename().empty() ? "(non-member)" : entry.nodename();
+    counts[absl::StrCat(name, "@", entry.address())].set_number_value(
         entry.invalid_messages());
-    absl::StrAppendFormat(&result.text, "%-24s %-40s %8d  %s\n", entry.nodename(),
-                          entry.address(), entry.invalid_messages(),
+    absl::StrAppendFormat(&result.text, "%-24s %-40s %8d  %s\n", name, entry.address(),
+                          entry.invalid_messages(),
                           entry.blocked() ? "blacklisted" : "counting");
   }
   return result;
@@ -97,7 +103,7 @@ CommandResult BlacklistStatus(const CommandContext& context) {
 CommandResult BlacklistClear(const CommandContext& context) {
   CommandResult result;
   absl::StatusOr<v1::BlacklistClearReply> reply = CallDaemon<v1::BlacklistClearReply>(
-      context, "BlacklistClear", v1::BlacklistClearRequest());
+      context, "BlacklistClear", v1::BlacklistClearRequest(), result);
   if (!reply.ok()) {
     result.status = reply.status();
     return result;
@@ -111,7 +117,7 @@ CommandResult BlacklistClear(const CommandContext& context) {
 CommandResult EmptyPacket(const CommandContext& context) {
   CommandResult result;
   absl::StatusOr<v1::EmptyPacketReply> reply = CallDaemon<v1::EmptyPacketReply>(
-      context, "EmptyPacket", v1::EmptyPacketRequest());
+      context, "EmptyPacket", v1::EmptyPacketRequest(), result);
   result.status = reply.status();
   if (reply.ok()) result.text = "The daemon will dequeue its queued actions.\n";
   return result;

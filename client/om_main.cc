@@ -59,7 +59,7 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
   if (output == "json") {
     std::fputs(omd::client::RenderJsonDocument(result).c_str(), stdout);
   } else if (result.status.ok()) {
-    std::fputs(result.text.c_str(), stdout);
+    std::fputs(omd::client::RenderText(result).c_str(), stdout);
   } else {
     std::fprintf(stderr, "om: %s\n", result.status.ToString().c_str());
   }

@@ -72,12 +72,21 @@ std::string RenderJsonDocument(const CommandResult& result) {
   google::protobuf::Value document;
   auto& fields = *document.mutable_struct_value()->mutable_fields();
   fields["status"].set_number_value(StatusNumber(result.status));
+  if (!result.node.empty()) fields["node"].set_string_value(result.node);
   if (result.data.kind_case() != google::protobuf::Value::KIND_NOT_SET) {
     fields["data"] = result.data;
   }
   if (!result.info.empty()) fields["info"] = StringList(result.info);
   if (!result.status.ok()) fields["error"] = StringList({result.status.ToString()});
   return RenderJson(document) + "\n";
+}
+
+std::string RenderText(const CommandResult& result) {
+  if (result.node.empty()) return result.text;
+  const size_t first_line_end = result.text.find('\n');
+  const bool one_line =
+      first_line_end == std::string::npos || first_line_end + 1 == result.text.size();
+  return absl::StrCat(result.node, one_line ? ": " : ":\n", result.text);
 }
 
 }  // namespace omd::client

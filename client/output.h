@@ -1,5 +1,6 @@
-// What om prints: one JSON document, {"status": <int>, "data": ..., "info": [...],
-// "error": [...]}, or text for humans.
+// What om prints: one JSON document, {"status": <int>, "node": "<who answered>",
+// "data": ..., "info": [...], "error": [...]}, or text for humans, headed by the
+// node that answered.
 //
 // The JSON looks like the examples of OpenSVC's documentation, `{"data": {},
 // "status": 0}`: keys sorted, ", " and ": " separators, on one line. Scalars are
@@ -19,6 +20,7 @@ namespace omd::client {
 // The outcome of one om command.
 struct CommandResult {
   absl::Status status;
+  std::string node;                // the node whose daemon answered, if one did
   google::protobuf::Value data;    // left out of the JSON when unset
   std::vector<std::string> info;
   std::string text;                // what a human reads on success
@@ -28,6 +30,10 @@ std::string RenderJson(const google::protobuf::Value& value);
 
 // The whole JSON document of a result, ending with a newline.
 std::string RenderJsonDocument(const CommandResult& result);
+
+// What a human reads on success: "node1: <text>", or "node1:" above a text of
+// several lines.
+std::string RenderText(const CommandResult& result);
 
 // The status om exits with and reports: the canonical code, 0 on success.
 int StatusNumber(const absl::Status& status);

@@ -42,5 +42,19 @@ TEST(OutputTest, StringsAreEscaped) {
   EXPECT_EQ(RenderJson(list), "[true, null, 1.5]");
 }
 
+// Which node answered is part of every reply's output.
+TEST(OutputTest, TheAnsweringNodeIsShown) {
+  CommandResult result;
+  result.node = "node2";
+  result.data.mutable_struct_value();
+  result.text = "Blacklist cleared (0 senders).\n";
+  EXPECT_EQ(RenderJsonDocument(result), "{\"data\": {}, \"node\": \"node2\", \"status\": 0}\n");
+  EXPECT_EQ(RenderText(result), "node2: Blacklist cleared (0 senders).\n");
+  result.text = "NODE ADDRESS\nnode3 127.0.0.3\n";
+  EXPECT_EQ(RenderText(result), "node2:\nNODE ADDRESS\nnode3 127.0.0.3\n");
+  result.node.clear();  // no daemon was asked (om node dequeue actions)
+  EXPECT_EQ(RenderText(result), result.text);
+}
+
 }  // namespace
 }  // namespace omd::client

@@ -41,6 +41,8 @@ constexpr mode_t kConfigFileMode = 0600;
 constexpr int kMaxPort = 65535;
 constexpr int64_t kMinClockSkewSeconds = 1;
 constexpr int64_t kMaxClockSkewSeconds = 3600;
+constexpr int64_t kMinMemoryBudgetMib = 64;
+constexpr int64_t kMaxMemoryBudgetMib = 1 << 20;
 
 absl::Status KeyError(absl::string_view section, absl::string_view key,
                       absl::string_view problem) {
@@ -201,6 +203,28 @@ absl::Status ParseListenerSection(NodeConfig& config) {
       ParseIntegerKey(ini, kListener, "port", 0, kMaxPort,
                       "a port number (0 to 65535)", &config.listener_port);
   if (!status.ok()) return status;
+  for (const auto& [key, value] : ini.Entries(kListener)) {
+    absl::string_view node = key;
+    if (!absl::ConsumePrefix(&node, "addr@")) continue;
+    absl::Status valid = ValidateName("node name", node);
+    if (!valid.ok()) return KeyError(kListener, key, valid.message());
+    if (!IsIpAddress(value)) {
+      return KeyError(kListener, key,
+                      absl::StrCat(QuoteForMessage(value), " is not an IPv4 or IPv6 address"));
+    }
+    config.node_addresses.emplace(std::string(node), value);
+  }
+  if (auto own = config.node_addresses.find(config.node_name);
+      own != config.node_addresses.end()) {
+    config.listener_addr = own->second;
+  }
+  int64_t memory_budget_mib = static_cast<int64_t>(config.memory_budget_bytes >> 20);
+  status = ParseIntegerKey<int64_t>(ini, kListener, "memory_budget", kMinMemoryBudgetMib,
+                                    kMaxMemoryBudgetMib,
+                                    "a whole number of MiB from 64 to 1048576",
+                                    &memory_budget_mib);
+  if (!status.ok()) return status;
+  config.memory_budget_bytes = static_cast<size_t>(memory_budget_mib) << 20;
   int64_t clock_skew_seconds = absl::ToInt64Seconds(config.clock_skew);
   status = ParseIntegerKey<int64_t>(
       ini, kListener, "clock_skew", kMinClockSkewSeconds, kMaxClockSkewSeconds,
@@ -376,10 +400,15 @@ absl::Status SaveNodeConfig(absl::string_view root, const NodeConfig& config) {
     set(kCluster, "previous_secret", config.previous_secret);
   }
   set(kCluster, "nodes", absl::StrJoin(config.cluster_nodes, " "));
-  set_unless_default(kListener, "addr", config.listener_addr,
-                     defaults.listener_addr);
+  // With addr@<this node>, listener_addr came from that key: addr stays as is.
+  if (config.node_addresses.count(config.node_name) == 0) {
+    set_unless_default(kListener, "addr", config.listener_addr, defaults.listener_addr);
+  }
   set_unless_default(kListener, "port", absl::StrCat(config.listener_port),
                      absl::StrCat(defaults.listener_port));
+  set_unless_default(kListener, "memory_budget",
+                     absl::StrCat(config.memory_budget_bytes >> 20),
+                     absl::StrCat(defaults.memory_budget_bytes >> 20));
   set_unless_default(kListener, "clock_skew",
                      absl::StrCat(absl::ToInt64Seconds(config.clock_skew)),
                      absl::StrCat(absl::ToInt64Seconds(defaults.clock_skew)));

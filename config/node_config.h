@@ -19,6 +19,9 @@
 //   [listener]
 //   addr = 127.0.0.1
 //   port = 1214
+//   addr@n2 = 10.0.0.2     (where node n2 listens and connects from; addr@<this
+//                           node> replaces addr, as OpenSVC's scoped keys do)
+//   memory_budget = 256    (MiB)
 //
 // The secret authenticates the cluster's nodes to each other: it never appears
 // in an error message or a log line, and the file is written with mode 0600.
@@ -27,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -66,6 +70,14 @@ struct NodeConfig {
   // [listener] clock_skew, whole seconds; default 60, 1 to 3600. How far a
   // peer's envelope send time may be from ours before it is refused.
   absl::Duration clock_skew = absl::Seconds(60);
+  // [listener] addr@<node>: the address of each node that has one, this node
+  // included when set (then listener_addr is that address). IP addresses, node
+  // names valid. The listener gives members' addresses a connection budget of
+  // their own. Read only: SaveNodeConfig keeps these keys as they are in `ini`.
+  std::map<std::string, std::string> node_addresses;
+  // [listener] memory_budget, MiB; default 256, 64 to 1048576. The listener keeps
+  // the daemon's resident memory under it whatever unauthenticated clients send.
+  size_t memory_budget_bytes = size_t{256} << 20;
   // The whole file, unknown keys and comments included, so that SaveNodeConfig
   // rewrites it without losing them.
   IniFile ini;

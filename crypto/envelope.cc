@@ -203,13 +203,6 @@ absl::StatusOr<OpenedEnvelope> EnvelopeCodec::Open(Direction direction,
     return absl::UnauthenticatedError("request id must be 16 bytes");
   }
   const absl::Time sent_at = absl::FromUnixMillis(sealed.sent_at_unix_ms());
-  const absl::Duration age = options_.clock() - sent_at;
-  if (age > options_.clock_skew || -age > options_.clock_skew) {
-    return absl::UnauthenticatedError(absl::StrFormat(
-        "send time is %s away from this node's clock (limit %s)",
-        absl::FormatDuration(absl::Trunc(age, absl::Milliseconds(1))),
-        absl::FormatDuration(options_.clock_skew)));
-  }
   OpenedEnvelope opened;
   opened.nodename = envelope.nodename();
   opened.salt = envelope.salt();
@@ -219,6 +212,15 @@ absl::StatusOr<OpenedEnvelope> EnvelopeCodec::Open(Direction direction,
   opened.sent_at = sent_at;
   opened.payload = std::move(*sealed.mutable_payload());
   return opened;
+}
+
+absl::Status EnvelopeCodec::CheckSendTime(absl::Time sent_at) const {
+  const absl::Duration age = options_.clock() - sent_at;
+  if (age <= options_.clock_skew && -age <= options_.clock_skew) return absl::OkStatus();
+  return absl::UnauthenticatedError(absl::StrFormat(
+      "send time is %s away from this node's clock (limit %s)",
+      absl::FormatDuration(absl::Trunc(age, absl::Milliseconds(1))),
+      absl::FormatDuration(options_.clock_skew)));
 }
 
 }  // namespace omd::crypto

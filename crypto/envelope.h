@@ -13,9 +13,9 @@
 //   OpenedEnvelope opened = codec.Open(Direction::kRequest, method, request).value();
 //   Envelope reply = codec.SealReply(method, opened, reply_payload).value();
 //
-// Open checks the tag and the send-time window; replay of a request id within the
-// window is the receiver's business (crypto/replay_guard.h), and so is matching a
-// reply's `in_reply_to` (client/agent_client.h).
+// Open checks the tag, CheckSendTime the send-time window; replay of a request id
+// within the window is the receiver's business (server/replay_guard.h), and so is
+// matching a reply's `in_reply_to` (client/agent_client.h).
 #ifndef OMD_CRYPTO_ENVELOPE_H_
 #define OMD_CRYPTO_ENVELOPE_H_
 
@@ -116,10 +116,14 @@ class EnvelopeCodec {
   absl::StatusOr<v1::Envelope> SealWith(const SealInputs& inputs) const;
 
   // UNAUTHENTICATED, with the reason, for anything but an authentic envelope of
-  // this cluster, for this node (or, a request, for any node), sent within the
-  // clock-skew window.
+  // this cluster, for this node (or, a request, for any node). The send time is
+  // not checked here: an authentic envelope sent too long ago is a replay, which
+  // the receiver treats apart from a forgery (CheckSendTime).
   absl::StatusOr<OpenedEnvelope> Open(Direction direction, absl::string_view method,
                                       const v1::Envelope& envelope) const;
+
+  // UNAUTHENTICATED unless `sent_at` is within the clock skew of this node's clock.
+  absl::Status CheckSendTime(absl::Time sent_at) const;
 
   absl::Time Now() const { return options_.clock(); }
 

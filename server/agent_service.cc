@@ -7,13 +7,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "rpc/agent_methods.h"
+#include "proto/omd.pb.h"
 #include "rpc/status.h"
 
 namespace omd::server {
 namespace {
-
-// The only method a node outside cluster.nodes may call.
-constexpr absl::string_view kJoinMethod = "Join";
 
 grpc::Status Unimplemented(absl::string_view method_name) {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
@@ -30,11 +28,12 @@ class GatedWriteReactor : public grpc::ServerWriteReactor<v1::Envelope> {
 
 }  // namespace
 
-AgentService::AgentService(Gate* gate) : gate_(gate) {}
+AgentService::AgentService(Gate* gate, std::atomic<int64_t>* dispatched_calls)
+    : gate_(gate), dispatched_calls_(dispatched_calls) {}
 
 absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
-    Gate* gate, const HandlerRegistry* handlers) {
-  std::unique_ptr<AgentService> service(new AgentService(gate));
+    Gate* gate, const HandlerRegistry* handlers, std::atomic<int64_t>* dispatched_calls) {
+  std::unique_ptr<AgentService> service(new AgentService(gate, dispatched_calls));
   const google::protobuf::ServiceDescriptor& descriptor = rpc::AgentService();
   for (int i = 0; i < descriptor.method_count(); ++i) {
     const google::protobuf::MethodDescriptor& rpc_method = *descriptor.method(i);
@@ -45,7 +44,9 @@ absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
     Method& method = service->methods_.emplace_back();
     method.path = rpc::MethodPath(rpc_method);
     method.name = rpc_method.name();
-    method.open_to_non_members = rpc_method.name() == kJoinMethod;
+    const v1::Access& access = rpc_method.options().GetExtension(v1::access);
+    method.access.non_members = access.non_members();
+    method.access.any_recipient = access.any_recipient();
     method.unary_handler = handlers->FindUnary(rpc_method.name());
     const auto type = rpc_method.server_streaming() ? grpc::internal::RpcMethod::SERVER_STREAMING
                                              : grpc::internal::RpcMethod::NORMAL_RPC;
@@ -55,16 +56,16 @@ absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
     AgentService* self = service.get();
     if (rpc_method.server_streaming()) {
       service->MarkMethodCallback(
-          i, new grpc::internal::CallbackServerStreamingHandler<v1::Envelope, v1::Envelope>(
+          i, new grpc::internal::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::Envelope>(
                  [self, &method](grpc::CallbackServerContext* context,
-                                 const v1::Envelope* request) {
+                                 const grpc::ByteBuffer* request) {
                    return self->HandleServerStream(method, context, request);
                  }));
     } else {
       service->MarkMethodCallback(
-          i, new grpc::internal::CallbackUnaryHandler<v1::Envelope, v1::Envelope>(
+          i, new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::Envelope>(
                  [self, &method](grpc::CallbackServerContext* context,
-                                 const v1::Envelope* request, v1::Envelope* reply) {
+                                 const grpc::ByteBuffer* request, v1::Envelope* reply) {
                    return self->HandleUnary(method, context, request, reply);
                  }));
     }
@@ -74,16 +75,16 @@ absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
 
 grpc::ServerUnaryReactor* AgentService::HandleUnary(const Method& method,
                                                     grpc::CallbackServerContext* context,
-                                                    const v1::Envelope* request,
+                                                    const grpc::ByteBuffer* request,
                                                     v1::Envelope* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<AdmittedRequest> admitted =
-      gate_->Admit(method.path, method.open_to_non_members, context->peer(), *request);
+      gate_->Admit(method.path, method.access, context->peer(), *request);
   if (!admitted.ok()) {
     reactor->Finish(rpc::ToGrpcStatus(admitted.status()));
     return reactor;
   }
-  dispatched_calls_.fetch_add(1, std::memory_order_relaxed);
+  dispatched_calls_->fetch_add(1, std::memory_order_relaxed);
   if (method.unary_handler == nullptr) {
     reactor->Finish(Unimplemented(method.name));
     return reactor;
@@ -106,11 +107,11 @@ grpc::ServerUnaryReactor* AgentService::HandleUnary(const Method& method,
 
 grpc::ServerWriteReactor<v1::Envelope>* AgentService::HandleServerStream(
     const Method& method, grpc::CallbackServerContext* context,
-    const v1::Envelope* request) {
+    const grpc::ByteBuffer* request) {
   absl::StatusOr<AdmittedRequest> admitted =
-      gate_->Admit(method.path, method.open_to_non_members, context->peer(), *request);
+      gate_->Admit(method.path, method.access, context->peer(), *request);
   if (!admitted.ok()) return new GatedWriteReactor(rpc::ToGrpcStatus(admitted.status()));
-  dispatched_calls_.fetch_add(1, std::memory_order_relaxed);
+  dispatched_calls_->fetch_add(1, std::memory_order_relaxed);
   return new GatedWriteReactor(Unimplemented(method.name));
 }
 

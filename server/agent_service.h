@@ -1,6 +1,10 @@
 // The omd.v1.Agent service as gRPC serves it: built from the service descriptor,
 // every method wired to the gate, then to its typed handler.
 //
+// Requests arrive as raw bytes (grpc::ByteBuffer), not as a parsed Envelope: bytes
+// that do not parse must reach the gate too, to be counted against their source,
+// rather than be refused by gRPC where nobody counts them.
+//
 // gRPC C++ interceptors cannot stop a handler (grpc/grpc#24017), so the gate is not
 // an interceptor: this service has no per-method code at all. It walks
 // omd.v1.Agent's descriptor and registers one callback handler per method, and each
@@ -9,7 +13,8 @@
 // Agent::Service class, which would let a method bypass the gate, is never used.
 //
 //   HandlerRegistry handlers = ...;
-//   auto service = AgentService::Create(&gate, &handlers).value();
+//   std::atomic<int64_t> dispatched{0};
+//   auto service = AgentService::Create(&gate, &handlers, &dispatched).value();
 //   builder.RegisterService(service.get());
 #ifndef OMD_SERVER_AGENT_SERVICE_H_
 #define OMD_SERVER_AGENT_SERVICE_H_
@@ -33,37 +38,34 @@ namespace omd::server {
 class AgentService final : public grpc::Service {
  public:
   // Fails if the descriptor has a method kind the gate cannot front (client
-  // streaming), so such a method can never be served ungated.
+  // streaming), so such a method can never be served ungated. `dispatched_calls`
+  // counts the calls the gate admitted and passed on, to a handler or to
+  // UNIMPLEMENTED: the proof, in tests, that refused calls reached neither. It is
+  // shared by the services of successive gRPC servers (server/listener.h).
   static absl::StatusOr<std::unique_ptr<AgentService>> Create(
-      Gate* gate, const HandlerRegistry* handlers);
-
-  // Calls the gate admitted and passed on, to a handler or to UNIMPLEMENTED: the
-  // proof, in tests, that refused calls reached neither.
-  int64_t dispatched_calls() const {
-    return dispatched_calls_.load(std::memory_order_relaxed);
-  }
+      Gate* gate, const HandlerRegistry* handlers, std::atomic<int64_t>* dispatched_calls);
 
  private:
   struct Method {
     std::string path;  // "/omd.v1.Agent/Name"; gRPC keeps a pointer to it
     std::string name;
-    bool open_to_non_members = false;
+    MethodAccess access;
     const HandlerRegistry::UnaryHandler* unary_handler = nullptr;
   };
 
-  explicit AgentService(Gate* gate);
+  AgentService(Gate* gate, std::atomic<int64_t>* dispatched_calls);
 
   grpc::ServerUnaryReactor* HandleUnary(const Method& method,
                                         grpc::CallbackServerContext* context,
-                                        const v1::Envelope* request,
+                                        const grpc::ByteBuffer* request,
                                         v1::Envelope* reply);
   grpc::ServerWriteReactor<v1::Envelope>* HandleServerStream(
       const Method& method, grpc::CallbackServerContext* context,
-      const v1::Envelope* request);
+      const grpc::ByteBuffer* request);
 
   Gate* const gate_;
+  std::atomic<int64_t>* const dispatched_calls_;
   std::deque<Method> methods_;  // a deque: addresses stay put as it grows
-  std::atomic<int64_t> dispatched_calls_{0};
 };
 
 }  // namespace omd::server

@@ -3,65 +3,113 @@
 #include <algorithm>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
+
 namespace omd::server {
+
+std::string Sender::ToString() const {
+  return absl::StrCat(nodename.empty() ? "(non-member)" : nodename, "@", source.ToString());
+}
 
 Blacklist::Blacklist(Options options) : options_(options) {}
 
 bool Blacklist::IsBlocked(const Sender& sender) const {
   sync::MutexLock lock(&mutex_);
-  auto it = invalid_counts_.find(sender);
-  return it != invalid_counts_.end() && it->second >= options_.threshold;
+  const Table& table = sender.nodename.empty() ? non_members_ : members_;
+  auto it = table.index.find(sender);
+  return it != table.index.end() && it->second->invalid_messages >= options_.threshold;
+}
+
+bool Blacklist::IsSourceBanned(const net::IpAddress& source) const {
+  sync::MutexLock lock(&mutex_);
+  return blocked_per_source_.contains(source);
+}
+
+void Blacklist::Unblocked(const net::IpAddress& source) {
+  auto it = blocked_per_source_.find(source);
+  if (it != blocked_per_source_.end() && --it->second == 0) blocked_per_source_.erase(it);
+}
+
+// Counting senders go first: forgetting one costs the sender's victim nothing.
+// Only a table full of blocked senders gives one of them back its five tries.
+void Blacklist::Evict(Table& table) {
+  EntryList& list = table.counting.empty() ? table.blocked : table.counting;
+  if (list.empty()) return;
+  const Entry& oldest = list.front();
+  if (&list == &table.blocked) Unblocked(oldest.sender.source);
+  table.index.erase(oldest.sender);
+  list.pop_front();
 }
 
 bool Blacklist::RecordInvalid(const Sender& sender) {
   sync::MutexLock lock(&mutex_);
-  auto it = invalid_counts_.find(sender);
-  if (it != invalid_counts_.end()) {
-    it->second = std::min(it->second + 1, options_.threshold);
-    return it->second >= options_.threshold;
+  Table& table = TableOf(sender);
+  auto found = table.index.find(sender);
+  if (found != table.index.end()) {
+    EntryList::iterator entry = found->second;
+    const bool was_blocked = entry->invalid_messages >= options_.threshold;
+    entry->invalid_messages = std::min(entry->invalid_messages + 1, options_.threshold);
+    const bool blocked = entry->invalid_messages >= options_.threshold;
+    if (blocked && !was_blocked) ++blocked_per_source_[sender.source];
+    EntryList& from = was_blocked ? table.blocked : table.counting;
+    EntryList& to = blocked ? table.blocked : table.counting;
+    to.splice(to.end(), from, entry);  // most recently failed last; iterators stay valid
+    return blocked;
   }
-  if (invalid_counts_.size() >= options_.capacity) {
-    // Make room by forgetting the sender with the fewest failures, but never a
-    // blocked one; when all are blocked, the newcomer is not tracked.
-    auto fewest = invalid_counts_.end();
-    for (auto it = invalid_counts_.begin(); it != invalid_counts_.end(); ++it) {
-      if (it->second < options_.threshold &&
-          (fewest == invalid_counts_.end() || it->second < fewest->second)) {
-        fewest = it;
-      }
-    }
-    if (fewest == invalid_counts_.end()) return false;
-    invalid_counts_.erase(fewest);
-  }
-  invalid_counts_.emplace(sender, 1);
-  return options_.threshold <= 1;
+  if (table.index.size() >= options_.capacity) Evict(table);
+  const bool blocked = options_.threshold <= 1;
+  EntryList& list = blocked ? table.blocked : table.counting;
+  list.push_back(Entry{sender, 1});
+  table.index.emplace(sender, std::prev(list.end()));
+  if (blocked) ++blocked_per_source_[sender.source];
+  return blocked;
 }
 
 void Blacklist::RecordValid(const Sender& sender) {
   sync::MutexLock lock(&mutex_);
-  invalid_counts_.erase(sender);
+  Table& table = TableOf(sender);
+  auto found = table.index.find(sender);
+  if (found == table.index.end()) return;
+  EntryList::iterator entry = found->second;
+  if (entry->invalid_messages >= options_.threshold) {
+    Unblocked(sender.source);
+    table.blocked.erase(entry);
+  } else {
+    table.counting.erase(entry);
+  }
+  table.index.erase(found);
 }
 
 std::vector<BlacklistEntry> Blacklist::Entries() const {
   std::vector<BlacklistEntry> entries;
   {
     sync::MutexLock lock(&mutex_);
-    entries.reserve(invalid_counts_.size());
-    for (const auto& [sender, count] : invalid_counts_) {
-      entries.push_back({sender, count, count >= options_.threshold});
+    for (const Table* table : {&members_, &non_members_}) {
+      for (const EntryList* list : {&table->counting, &table->blocked}) {
+        for (const Entry& entry : *list) {
+          entries.push_back({entry.sender, entry.invalid_messages,
+                             entry.invalid_messages >= options_.threshold});
+        }
+      }
     }
   }
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.sender.nodename, a.sender.address) <
-           std::tie(b.sender.nodename, b.sender.address);
+    const std::string a_source = a.sender.source.ToString();
+    const std::string b_source = b.sender.source.ToString();
+    return std::tie(a.sender.nodename, a_source) < std::tie(b.sender.nodename, b_source);
   });
   return entries;
 }
 
 size_t Blacklist::Clear() {
   sync::MutexLock lock(&mutex_);
-  const size_t cleared = invalid_counts_.size();
-  invalid_counts_.clear();
+  const size_t cleared = members_.index.size() + non_members_.index.size();
+  for (Table* table : {&members_, &non_members_}) {
+    table->counting.clear();
+    table->blocked.clear();
+    table->index.clear();
+  }
+  blocked_per_source_.clear();
   return cleared;
 }
 

@@ -1,24 +1,28 @@
 #include "server/daemon.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
+#include "config/node_config.h"
+#include "google/protobuf/stubs/logging.h"
 #include "log/log.h"
+#include "net/address.h"
 #include "process/subprocess.h"
-#include "rpc/peer.h"
+#include "server/agent_service.h"
 #include "server/listener_handlers.h"
 
 namespace omd::server {
 namespace {
 
 constexpr absl::string_view kAgentServiceName = "omd.v1.Agent";
+constexpr absl::Duration kHousekeepingInterval = absl::Seconds(1);
 
 // The om binary installed or built beside omd: same directory, or bazel-bin's
 // client/ next to server/.
@@ -42,18 +46,87 @@ std::shared_ptr<const ClusterView> MakeClusterView(const config::NodeConfig& con
   return view;
 }
 
+// protobuf logs an ERROR for each string field with invalid UTF-8 that it parses:
+// from the network, one line per forged message. The gate counts those messages
+// against their source and logs a rate-limited summary instead.
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  if (message.find("invalid UTF-8") != std::string::npos) return;
+  if (level >= google::protobuf::LOGLEVEL_ERROR) {
+    OMD_LOG(ERROR, "protobuf %s:%d: %s", file, line, message);
+  } else {
+    OMD_LOG(WARNING, "protobuf %s:%d: %s", file, line, message);
+  }
+}
+
+std::vector<net::IpAddress> LocalAddresses(const config::NodeConfig& config) {
+  std::vector<net::IpAddress> local = net::LocalInterfaceAddresses();
+  if (std::optional<net::IpAddress> own = net::IpAddress::Parse(config.listener_addr)) {
+    local.push_back(*own);  // 127.0.0.2 on a test host is not an interface's
+  }
+  return local;
+}
+
+std::vector<net::IpAddress> MemberAddresses(const config::NodeConfig& config) {
+  std::vector<net::IpAddress> members;
+  for (const std::string& node : config.cluster_nodes) {
+    auto it = config.node_addresses.find(node);
+    if (node == config.node_name || it == config.node_addresses.end()) continue;
+    if (std::optional<net::IpAddress> address = net::IpAddress::Parse(it->second)) {
+      members.push_back(*address);
+    }
+  }
+  return members;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
+  google::protobuf::SetLogHandler(&ProtobufLog);
   std::unique_ptr<Daemon> daemon(new Daemon());
   absl::StatusOr<config::NodeConfig> config = config::LoadOrCreateNodeConfig(options.root);
   if (!config.ok()) return config.status();
   const config::NodeConfig& node = *config;
 
-  Gate::Options gate_options;
-  gate_options.replay_guard.window = node.clock_skew;
+  Listener::Options listener;
+  listener.address = node.listener_addr;
+  listener.port = node.listener_port;
+  listener.max_request_bytes = options.max_request_bytes;
+  listener.max_streams_per_connection = options.max_streams_per_connection;
+  listener.memory_budget_bytes = node.memory_budget_bytes;
+  listener.guard = options.connections;
+  listener.health_names = {std::string(kAgentServiceName)};
+  listener.shutdown_grace = options.shutdown_grace;
+  absl::StatusOr<std::unique_ptr<Listener>> bound = Listener::Bind(std::move(listener));
+  if (!bound.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot listen: ", bound.status().message()));
+  }
+  daemon->listener_ = *std::move(bound);
+
+  daemon->blacklist_ = std::make_unique<Blacklist>(Blacklist::Options());
+  daemon->address_book_ =
+      std::make_unique<AddressBook>(AddressBook::Options(), daemon->blacklist_.get());
+  daemon->address_book_->SetLocal(LocalAddresses(node));
+  daemon->address_book_->SetConfiguredMembers(MemberAddresses(node));
+
+  ReplayGuard::Options replay;
+  replay.clock_skew = node.clock_skew;
+  replay.retention = 2 * node.clock_skew;
+  replay.sync_interval = kHousekeepingInterval;
+  replay.journal_path = absl::StrCat(options.root, "/var/replay.journal");
+  absl::StatusOr<std::unique_ptr<ReplayGuard>> replay_guard = ReplayGuard::Create(replay);
+  if (!replay_guard.ok()) return replay_guard.status();
+  daemon->replay_guard_ = *std::move(replay_guard);
+
+  Gate::Options gate;
+  Listener* const listener_ptr = daemon->listener_.get();
+  gate.on_source_banned = [listener_ptr](const net::IpAddress& source) {
+    listener_ptr->CloseConnectionsFrom(source);
+  };
   daemon->gate_ = std::make_unique<Gate>(
-      gate_options, MakeClusterView(node, options.unencrypted_for_benchmark));
+      std::move(gate), MakeClusterView(node, options.unencrypted_for_benchmark),
+      daemon->blacklist_.get(), daemon->replay_guard_.get(), daemon->address_book_.get(),
+      &daemon->listener_->directory());
 
   DequeueRunner::Options dequeue;
   dequeue.argv = options.dequeue_command;
@@ -68,52 +141,67 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
                                            daemon->dequeue_runner_.get(),
                                            &daemon->handlers_);
   if (!added.ok()) return added;
-  absl::StatusOr<std::unique_ptr<AgentService>> service =
-      AgentService::Create(daemon->gate_.get(), &daemon->handlers_);
-  if (!service.ok()) return service.status();
-  daemon->service_ = *std::move(service);
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(rpc::JoinHostPort(node.listener_addr, node.listener_port),
-                           grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(daemon->service_.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
-  // gRPC sets SO_REUSEPORT by default: a second omd on the same port would start
-  // and silently receive half of the connections. Fail instead.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             options.max_streams_per_connection);
-  // Long log streams: accept the client's keepalive pings (client/agent_client.cc).
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  daemon->server_ = builder.BuildAndStart();
-  if (daemon->server_ == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", rpc::JoinHostPort(node.listener_addr, node.listener_port),
-        " (address in use or not local?)"));
-  }
-  daemon->server_->GetHealthCheckService()->SetServingStatus(
-      std::string(kAgentServiceName), true);
-  daemon->address_ = rpc::JoinHostPort(node.listener_addr, port);
+  Daemon* const self = daemon.get();
+  absl::Status started = daemon->listener_->Start(
+      [self]() -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
+        absl::StatusOr<std::unique_ptr<AgentService>> agent =
+            AgentService::Create(self->gate_.get(), &self->handlers_, &self->dispatched_calls_);
+        if (!agent.ok()) return agent.status();
+        std::vector<std::unique_ptr<grpc::Service>> services;
+        services.push_back(*std::move(agent));
+        return services;
+      },
+      daemon->address_book_.get());
+  if (!started.ok()) return started;
+
+  daemon->housekeeping_ = std::thread([self] { self->Housekeeping(); });
+  pthread_setname_np(daemon->housekeeping_.native_handle(), "omd-housekeep");
   absl::Status recorded = config::WriteFileAtomically(
-      config::ListenerAddressPath(options.root), daemon->address_ + "\n", 0644);
+      config::ListenerAddressPath(options.root), daemon->address() + "\n", 0644);
   if (!recorded.ok()) return recorded;
+  if (std::optional<absl::Time> floor = daemon->replay_guard_->floor()) {
+    OMD_LOG(WARNING, "refusing requests sent before %s: %s",
+            absl::FormatTime(*floor, absl::UTCTimeZone()),
+            daemon->replay_guard_->floor_reason());
+  }
   daemon->options_ = std::move(options);
-  OMD_LOG(INFO, "omd %s of cluster %s listening on %s", node.node_name,
-          node.cluster_name, daemon->address_);
+  OMD_LOG(INFO, "omd %s of cluster %s listening on %s", node.node_name, node.cluster_name,
+          daemon->address());
   return daemon;
 }
 
+// Every second: the replay journal to disk, refusal summaries to the log.
+void Daemon::Housekeeping() {
+  while (true) {
+    {
+      sync::MutexLock lock(&housekeeping_mutex_);
+      if (housekeeping_mutex_.AwaitWithTimeout(
+              [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(housekeeping_mutex_) { return stopping_; },
+              kHousekeepingInterval)) {
+        return;
+      }
+    }
+    absl::Status synced = replay_guard_->Sync();
+    if (!synced.ok()) OMD_LOG(WARNING, "replay journal: %s", synced.ToString());
+    gate_->refusals().Flush(absl::Now());
+  }
+}
+
 void Daemon::Shutdown() {
-  if (server_ == nullptr) return;
-  server_->GetHealthCheckService()->Shutdown();  // every service NOT_SERVING
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
-  server_->Wait();
-  server_.reset();
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (listener_ != nullptr) listener_->Shutdown();
+  if (housekeeping_.joinable()) {
+    {
+      sync::MutexLock lock(&housekeeping_mutex_);
+      stopping_ = true;
+    }
+    housekeeping_.join();
+  }
   dequeue_runner_.reset();
+  if (gate_ != nullptr) gate_->refusals().Flush(absl::InfiniteFuture());
+  replay_guard_.reset();  // synced, marked clean
   OMD_LOG(INFO, "omd stopped");
 }
 

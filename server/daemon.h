@@ -1,5 +1,6 @@
-// The omd daemon: its configuration, the gated gRPC listener, health and
-// reflection, and the background runner the empty packet triggers.
+// The omd daemon: its configuration, the guarded and gated listener, health and
+// reflection, and the background work around them (the empty packet's runner, the
+// housekeeping thread).
 //
 //   Daemon::Options options;
 //   options.root = "/var/lib/omd";
@@ -8,20 +9,25 @@
 #ifndef OMD_SERVER_DAEMON_H_
 #define OMD_SERVER_DAEMON_H_
 
-#include <grpcpp/grpcpp.h>
-
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "config/node_config.h"
-#include "server/agent_service.h"
+#include "server/address_book.h"
+#include "server/blacklist.h"
 #include "server/dequeue_runner.h"
 #include "server/gate.h"
 #include "server/handler_registry.h"
+#include "server/listener.h"
+#include "server/replay_guard.h"
+#include "sync/mutex.h"
 
 namespace omd::server {
 
@@ -40,7 +46,9 @@ class Daemon {
     // Calls in flight at once on one connection.
     int max_streams_per_connection = 100;
     // How long Shutdown lets calls in flight finish.
-    absl::Duration shutdown_grace = absl::Seconds(5);
+    absl::Duration shutdown_grace = absl::Seconds(3);
+    // Connection caps and HTTP/2 limits, per class of source.
+    net::ConnectionGuard::Options connections;
     // Benchmarks only (tools/bench): envelopes carry their plaintext.
     bool unencrypted_for_benchmark = false;
   };
@@ -51,23 +59,36 @@ class Daemon {
 
   // "host:port" the listener is bound to; also written to
   // config::ListenerAddressPath(root).
-  const std::string& address() const { return address_; }
+  const std::string& address() const { return listener_->address(); }
   Gate& gate() { return *gate_; }
-  const AgentService& agent_service() const { return *service_; }
+  Listener& listener() { return *listener_; }
+  ReplayGuard& replay_guard() { return *replay_guard_; }
+  // Calls the gate admitted and passed on (to a handler, or UNIMPLEMENTED).
+  int64_t dispatched_calls() const { return dispatched_calls_.load(); }
 
-  // Marks the health service NOT_SERVING, lets calls in flight finish, stops.
+  // Marks the health service NOT_SERVING, stops accepting, lets calls in flight
+  // finish, stops.
   void Shutdown();
 
  private:
   Daemon() = default;
 
+  void Housekeeping();
+
   Options options_;
-  std::string address_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Blacklist> blacklist_;
+  std::unique_ptr<AddressBook> address_book_;
+  std::unique_ptr<ReplayGuard> replay_guard_;
   std::unique_ptr<Gate> gate_;
   std::unique_ptr<DequeueRunner> dequeue_runner_;
   HandlerRegistry handlers_;
-  std::unique_ptr<AgentService> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::atomic<int64_t> dispatched_calls_{0};
+
+  sync::Mutex housekeeping_mutex_;
+  bool stopping_ ABSL_GUARDED_BY(housekeeping_mutex_) = false;
+  std::thread housekeeping_;
+  bool shut_down_ = false;
 };
 
 }  // namespace omd::server

@@ -1,25 +1,35 @@
 #include "server/gate.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "config/names.h"
-#include "log/log.h"
 #include "rpc/peer.h"
 
 namespace omd::server {
 namespace {
 
-// Senders that claim an invalid name share one key per address: a forger cannot
-// fill the blacklist by inventing names, and no raw name reaches a log line.
-constexpr absl::string_view kInvalidNameSender = "<invalid>";
+bool ParseEnvelope(const grpc::ByteBuffer& bytes, v1::Envelope* envelope) {
+  grpc::ByteBuffer shared(bytes);  // shares the slices; the reader consumes its buffer
+  grpc::ProtoBufferReader reader(&shared);
+  return envelope->ParseFromZeroCopyStream(&reader);
+}
 
 }  // namespace
 
-Gate::Gate(Options options, std::shared_ptr<const ClusterView> view)
-    : blacklist_(options.blacklist),
-      replay_guard_(options.replay_guard),
+Gate::Gate(Options options, std::shared_ptr<const ClusterView> view, Blacklist* blacklist,
+           ReplayGuard* replay_guard, AddressBook* address_book,
+           const net::PeerDirectory* directory)
+    : options_(std::move(options)),
+      blacklist_(blacklist),
+      replay_guard_(replay_guard),
+      address_book_(address_book),
+      directory_(directory),
+      refusals_(options_.refusals),
       view_(std::move(view)) {}
 
 void Gate::SetClusterView(std::shared_ptr<const ClusterView> view) {
@@ -32,49 +42,87 @@ std::shared_ptr<const ClusterView> Gate::cluster_view() const {
   return view_;
 }
 
-absl::Status Gate::Refuse(const Sender& sender, absl::string_view method_path,
-                          absl::Status status) {
-  const bool now_blocked = blacklist_.RecordInvalid(sender);
-  OMD_LOG(WARNING, "refused %s from %s on %s: %s%s", sender.nodename, sender.address,
-          method_path, status.ToString(),
-          now_blocked ? "; sender blacklisted" : "");
+absl::StatusOr<Gate::Peer> Gate::ResolvePeer(absl::string_view grpc_peer) const {
+  if (directory_ != nullptr) {
+    if (std::optional<net::ConnectionInfo> info = directory_->Find(grpc_peer)) {
+      return Peer{info->address, info->peer_class};
+    }
+  }
+  // A connection gRPC accepted itself (tests, benchmarks): "ipv4:10.0.0.7:51234".
+  if (std::optional<net::IpAddress> address =
+          net::IpAddress::Parse(rpc::PeerAddress(grpc_peer))) {
+    return Peer{*address, address_book_->ClassOf(*address, absl::Now())};
+  }
+  return absl::PermissionDeniedError("the connection's source is unknown");
+}
+
+absl::Status Gate::Refuse(const Sender& sender, const Peer& peer, absl::Status status) {
+  const bool now_blocked = blacklist_->RecordInvalid(sender);
+  refusals_.Record(sender, status, absl::Now());
+  if (now_blocked && peer.peer_class == net::PeerClass::kOther && options_.on_source_banned) {
+    options_.on_source_banned(sender.source);
+  }
   return status;
 }
 
 absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
-                                            bool open_to_non_members,
+                                            MethodAccess access,
                                             absl::string_view grpc_peer,
-                                            const v1::Envelope& envelope) {
-  const bool valid_name = config::IsValidName(envelope.nodename());
-  Sender sender{valid_name ? envelope.nodename() : std::string(kInvalidNameSender),
-                rpc::PeerAddress(grpc_peer)};
-  if (blacklist_.IsBlocked(sender)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("sender ", sender.nodename, " at ", sender.address,
-                     " is blacklisted after repeated invalid messages"));
+                                            const grpc::ByteBuffer& request) {
+  absl::StatusOr<Peer> peer = ResolvePeer(grpc_peer);
+  if (!peer.ok()) return peer.status();
+  const net::IpAddress source = peer->address.SourceKey();
+
+  v1::Envelope envelope;
+  if (!ParseEnvelope(request, &envelope)) {
+    Sender sender{"", source};
+    if (blacklist_->IsBlocked(sender)) {
+      return absl::PermissionDeniedError("sender is blacklisted after repeated invalid messages");
+    }
+    return Refuse(sender, *peer, absl::InvalidArgumentError("request is not an omd.v1.Envelope"));
   }
   std::shared_ptr<const ClusterView> view = cluster_view();
-  if (!valid_name) {
-    return Refuse(sender, method_path,
-                  absl::PermissionDeniedError("invalid sender node name"));
+  const bool valid_name = config::IsValidName(envelope.nodename());
+  const bool member = valid_name && view->nodes.contains(envelope.nodename());
+  Sender sender{member ? envelope.nodename() : std::string(), source};
+  if (blacklist_->IsBlocked(sender)) {
+    static const absl::Status* const kBlocked = new absl::Status(absl::PermissionDeniedError(
+        "sender is blacklisted after repeated invalid messages"));
+    refusals_.Record(sender, *kBlocked, absl::Now());
+    return *kBlocked;
   }
-  if (!open_to_non_members && !view->nodes.contains(envelope.nodename())) {
-    return Refuse(sender, method_path,
-                  absl::PermissionDeniedError(absl::StrCat(
-                      "node ", envelope.nodename(), " is not a member of the cluster")));
+  if (!member && !access.non_members) {
+    return Refuse(sender, *peer,
+                  absl::PermissionDeniedError(valid_name ? "sender is not a member of the cluster"
+                                                         : "invalid sender node name"));
+  }
+  if (envelope.recipient().empty() && !access.any_recipient) {
+    return Refuse(sender, *peer,
+                  absl::UnauthenticatedError(
+                      "envelope names no recipient: only Identify may be sent to any node"));
   }
   open_attempts_.fetch_add(1, std::memory_order_relaxed);
   absl::StatusOr<crypto::OpenedEnvelope> opened =
       view->codec->Open(crypto::Direction::kRequest, method_path, envelope);
-  if (!opened.ok()) return Refuse(sender, method_path, opened.status());
-  // Not counted: the envelope is authentic, and whoever replays it first (from any
-  // address) must not make the genuine sender's copy count against it.
-  absl::Status fresh =
-      replay_guard_.Admit(opened->request_id, opened->sent_at, view->codec->Now());
-  if (!fresh.ok()) return fresh;
-  blacklist_.RecordValid(sender);
-  return AdmittedRequest{Caller{std::move(sender.nodename), std::move(sender.address)},
-                         *std::move(opened), std::move(view)};
+  if (!opened.ok()) return Refuse(sender, *peer, opened.status());
+
+  // Authentic from here: nothing below counts against the sender.
+  const absl::Time now = view->codec->Now();
+  absl::Status fresh = view->codec->CheckSendTime(opened->sent_at);
+  if (fresh.ok()) {
+    fresh = replay_guard_->Admit(opened->request_id, opened->nodename, opened->sent_at,
+                                 view->nodes.size());
+  }
+  if (!fresh.ok()) {
+    refusals_.Record(sender, fresh, now);
+    return fresh;
+  }
+  blacklist_->RecordValid(sender);
+  if (member && peer->peer_class != net::PeerClass::kLocal) {
+    address_book_->LearnMember(peer->address, now);
+  }
+  return AdmittedRequest{Caller{opened->nodename, peer->address.ToString()}, *std::move(opened),
+                         std::move(view)};
 }
 
 absl::StatusOr<v1::Envelope> Gate::SealReply(const AdmittedRequest& request,

@@ -1,27 +1,41 @@
-// The gate every Agent RPC passes before its handler: blacklist, membership,
-// envelope, replay, in that order.
+// The gate every Agent RPC passes before its handler.
 //
-// 1. A blacklisted sender (node name + peer address) is refused, PERMISSION_DENIED,
-//    before any key derivation or decryption.
-// 2. A node name outside cluster.nodes is refused, PERMISSION_DENIED, except on
-//    methods open to non-members (Join).
-// 3. The envelope is opened and its request id admitted once; any failure is
-//    UNAUTHENTICATED.
-// 4. Failures of 2 and 3 count as invalid messages of that sender; the
-//    `threshold`-th in a row blacklists it. An admitted message resets its count.
+// In order, for a request on a connection from source S (net/address.h):
+// 1. The bytes must parse as an Envelope. If not, the sender is "non-member at S".
+// 2. The sender is the claimed node name at S if that name is in cluster.nodes,
+//    else "non-member at S" (server/blacklist.h). A blacklisted sender is refused,
+//    PERMISSION_DENIED, before any key derivation or decryption, and is only
+//    counted: no log line per message.
+// 3. A non-member is refused, PERMISSION_DENIED, except on methods open to
+//    non-members (the `access` option: Identify, Join).
+// 4. The recipient must be this node, except on methods open to any recipient
+//    (Identify); then the envelope is opened. Any failure is UNAUTHENTICATED.
+// 5. Failures of 1 to 4 count as invalid messages of the sender; the threshold-th
+//    in a row blacklists it, and if S is an outsider's source, its connections are
+//    closed and new ones refused (server/address_book.h).
+// 6. From here the envelope is authentic: refusals are not counted, since whoever
+//    replays a genuine envelope first must not get its real sender blacklisted.
+//    The send time must be within the clock skew, and the request id new
+//    (server/replay_guard.h). UNAUTHENTICATED, or RESOURCE_EXHAUSTED past the
+//    sender's share of the replay guard.
+// 7. Admitted: the sender's count is reset, and a member's source is learned.
+// Refusals are logged as rate-limited summaries (server/refusal_log.h).
 //
 // The gate does not know RPCs beyond their path; server/agent_service.h routes every
 // method of the service descriptor through Admit, so none can skip it.
 //
-//   Gate gate(options, view);
-//   absl::StatusOr<AdmittedRequest> admitted = gate.Admit(path, false, peer, envelope);
+//   Gate gate(options, view, &blacklist, &replay_guard, &address_book, &directory);
+//   absl::StatusOr<AdmittedRequest> admitted = gate.Admit(path, access, peer, bytes);
 //   ... handler(admitted->caller, admitted->envelope.payload) ...
 //   absl::StatusOr<v1::Envelope> reply = gate.SealReply(*admitted, path, reply_bytes);
 #ifndef OMD_SERVER_GATE_H_
 #define OMD_SERVER_GATE_H_
 
+#include <grpcpp/support/byte_buffer.h>
+
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,10 +44,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "crypto/envelope.h"
-#include "crypto/replay_guard.h"
+#include "net/address.h"
+#include "net/connection_guard.h"
 #include "proto/omd.pb.h"
+#include "server/address_book.h"
 #include "server/blacklist.h"
 #include "server/caller.h"
+#include "server/refusal_log.h"
+#include "server/replay_guard.h"
 #include "sync/mutex.h"
 
 namespace omd::server {
@@ -46,6 +64,12 @@ struct ClusterView {
   std::shared_ptr<const crypto::EnvelopeCodec> codec;
 };
 
+// A method's `(omd.v1.access)` option.
+struct MethodAccess {
+  bool non_members = false;
+  bool any_recipient = false;
+};
+
 struct AdmittedRequest {
   Caller caller;
   crypto::OpenedEnvelope envelope;
@@ -55,19 +79,25 @@ struct AdmittedRequest {
 class Gate {
  public:
   struct Options {
-    Blacklist::Options blacklist;
-    crypto::ReplayGuard::Options replay_guard;
+    RefusalLog::Options refusals;
+    // Called when a sender from an outsider's source gets blocked: its
+    // connections should go.
+    std::function<void(const net::IpAddress& source)> on_source_banned;
   };
 
-  Gate(Options options, std::shared_ptr<const ClusterView> view);
+  // Everything pointed to must outlive the gate; `directory` may be null (calls
+  // then name their peer as gRPC does, "ipv4:a.b.c.d:port").
+  Gate(Options options, std::shared_ptr<const ClusterView> view, Blacklist* blacklist,
+       ReplayGuard* replay_guard, AddressBook* address_book,
+       const net::PeerDirectory* directory);
 
   Gate(const Gate&) = delete;
   Gate& operator=(const Gate&) = delete;
 
-  absl::StatusOr<AdmittedRequest> Admit(absl::string_view method_path,
-                                        bool open_to_non_members,
+  // `grpc_peer` is ServerContext::peer(); `request` the call's raw message.
+  absl::StatusOr<AdmittedRequest> Admit(absl::string_view method_path, MethodAccess access,
                                         absl::string_view grpc_peer,
-                                        const v1::Envelope& envelope);
+                                        const grpc::ByteBuffer& request);
 
   absl::StatusOr<v1::Envelope> SealReply(const AdmittedRequest& request,
                                          absl::string_view method_path,
@@ -76,17 +106,28 @@ class Gate {
   void SetClusterView(std::shared_ptr<const ClusterView> view);
   std::shared_ptr<const ClusterView> cluster_view() const;
 
-  Blacklist& blacklist() { return blacklist_; }
+  Blacklist& blacklist() { return *blacklist_; }
+  RefusalLog& refusals() { return refusals_; }
 
   // Envelopes the gate tried to open: proves that dropped ones never were.
   int64_t open_attempts() const { return open_attempts_.load(std::memory_order_relaxed); }
 
  private:
-  absl::Status Refuse(const Sender& sender, absl::string_view method_path,
-                      absl::Status status);
+  struct Peer {
+    net::IpAddress address;
+    net::PeerClass peer_class = net::PeerClass::kOther;
+  };
 
-  Blacklist blacklist_;
-  crypto::ReplayGuard replay_guard_;
+  absl::StatusOr<Peer> ResolvePeer(absl::string_view grpc_peer) const;
+  // Counts an invalid message of `sender` and logs it (rate-limited).
+  absl::Status Refuse(const Sender& sender, const Peer& peer, absl::Status status);
+
+  const Options options_;
+  Blacklist* const blacklist_;
+  ReplayGuard* const replay_guard_;
+  AddressBook* const address_book_;
+  const net::PeerDirectory* const directory_;
+  RefusalLog refusals_;
   std::atomic<int64_t> open_attempts_{0};
   mutable sync::Mutex view_mutex_;
   std::shared_ptr<const ClusterView> view_ ABSL_GUARDED_BY(view_mutex_);

@@ -7,8 +7,13 @@ namespace omd::server {
 
 absl::Status AddListenerHandlers(Gate* gate, DequeueRunner* dequeue_runner,
                                  HandlerRegistry* registry) {
-  absl::Status added =
-      registry->AddUnary<v1::BlacklistStatusRequest, v1::BlacklistStatusReply>(
+  // The reply's sealed envelope names this node: that is the whole answer.
+  absl::Status added = registry->AddUnary<v1::IdentifyRequest, v1::IdentifyReply>(
+      "Identify", [](const Caller&, const v1::IdentifyRequest&)
+                      -> absl::StatusOr<v1::IdentifyReply> { return v1::IdentifyReply(); });
+  if (!added.ok()) return added;
+
+  added = registry->AddUnary<v1::BlacklistStatusRequest, v1::BlacklistStatusReply>(
           "BlacklistStatus",
           [gate](const Caller&, const v1::BlacklistStatusRequest&)
               -> absl::StatusOr<v1::BlacklistStatusReply> {
@@ -16,7 +21,7 @@ absl::Status AddListenerHandlers(Gate* gate, DequeueRunner* dequeue_runner,
             for (const BlacklistEntry& entry : gate->blacklist().Entries()) {
               v1::BlacklistEntry* out = reply.add_entries();
               out->set_nodename(entry.sender.nodename);
-              out->set_address(entry.sender.address);
+              out->set_address(entry.sender.source.ToString());
               out->set_invalid_messages(entry.invalid_messages);
               out->set_blocked(entry.blocked);
             }

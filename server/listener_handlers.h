@@ -1,5 +1,5 @@
-// Handlers of the listener's own requests: blacklist status and clear, and the
-// empty packet that makes the daemon dequeue queued actions.
+// Handlers of the listener's own requests: Identify, blacklist status and clear,
+// and the empty packet that makes the daemon dequeue queued actions.
 #ifndef OMD_SERVER_LISTENER_HANDLERS_H_
 #define OMD_SERVER_LISTENER_HANDLERS_H_
 

@@ -23,7 +23,7 @@
 #include "config/atomic_file.h"
 #include "config/node_config.h"
 #include "process/subprocess.h"
-#include "testing/health.grpc.pb.h"
+#include "proto/health.grpc.pb.h"
 
 extern char** environ;
 

@@ -1,0 +1,268 @@
+#include "server/listener.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_posix.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "log/log.h"
+#include "net/listen_socket.h"
+#include "proto/health.grpc.pb.h"
+#include "rpc/peer.h"
+
+namespace omd::server {
+namespace {
+
+// Shed outsiders above this share of the memory budget, until under the second.
+constexpr double kShedAbove = 0.90;
+constexpr double kShedUntilBelow = 0.75;
+constexpr absl::Duration kMemoryCheckInterval = absl::Seconds(1);
+
+size_t ResidentBytes() {
+  FILE* statm = std::fopen("/proc/self/statm", "r");
+  if (statm == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  const int read = std::fscanf(statm, "%lu %lu", &size, &resident);
+  std::fclose(statm);
+  if (read != 2) return 0;
+  return static_cast<size_t>(resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+bool HealthCheck(const std::string& target, absl::Duration timeout) {
+  grpc::ChannelArguments arguments;
+  // A fresh connection each time: the probe must go through accept, as a new
+  // client would, not ride a connection that predates a problem.
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), arguments));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  return stub->Check(&context, request, &response).ok() &&
+         response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+// Where this host reaches the listener: a wildcard address is reached on loopback.
+std::string ProbeTarget(const std::string& address, int port) {
+  if (address == "0.0.0.0") return rpc::JoinHostPort("127.0.0.1", port);
+  if (address == "::") return rpc::JoinHostPort("::1", port);
+  return rpc::JoinHostPort(address, port);
+}
+
+}  // namespace
+
+Listener::Listener(Options options)
+    : options_(std::move(options)), resource_quota_("omd-listener") {
+  // gRPC's own accounting: half the budget, the rest being everything else.
+  resource_quota_.Resize(options_.memory_budget_bytes / 2);
+}
+
+absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(Options options) {
+  // Process-wide settings of every grpc::ServerBuilder: health and reflection.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  net::RaiseFileLimit();
+  std::unique_ptr<Listener> listener(new Listener(std::move(options)));
+  absl::StatusOr<net::ListenSocket> socket =
+      net::Listen(listener->options_.address, listener->options_.port);
+  if (!socket.ok()) return socket.status();
+  listener->listen_fd_ = socket->fd;
+  listener->address_ = rpc::JoinHostPort(listener->options_.address, socket->port);
+  return listener;
+}
+
+Listener::~Listener() {
+  Shutdown();
+  if (listen_fd_ >= 0) close(listen_fd_);
+}
+
+absl::StatusOr<std::unique_ptr<Listener::Generation>> Listener::BuildGeneration() {
+  auto generation = std::make_unique<Generation>();
+  absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> services = services_();
+  if (!services.ok()) return services.status();
+  generation->services = *std::move(services);
+  grpc::ServerBuilder builder;
+  for (const std::unique_ptr<grpc::Service>& service : generation->services) {
+    builder.RegisterService(service.get());
+  }
+  // No listening port: connections arrive from the guard (Serve).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_request_bytes));
+  builder.SetResourceQuota(resource_quota_);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options_.max_streams_per_connection);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options_.max_metadata_bytes);
+  // No bandwidth-delay probing: it grows what a client may send unasked (the
+  // stream window, and the frame size with it) to megabytes, which a stalled
+  // request then holds. Requests are small; replies follow the client's window.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  // HTTP/2's default, which clients then keep to; the guard refuses larger frames.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE,
+                             static_cast<int>(options_.guard.member.http2.max_frame_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(
+                                 options_.max_connection_idle)));
+  // Long log streams: accept the client's keepalive pings (client/agent_client.cc).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  generation->server = builder.BuildAndStart();
+  if (generation->server == nullptr) {
+    return absl::InternalError("cannot start a gRPC server");
+  }
+  for (const std::string& name : options_.health_names) {
+    generation->server->GetHealthCheckService()->SetServingStatus(name, true);
+  }
+  return generation;
+}
+
+absl::Status Listener::Start(ServiceFactory services, net::ConnectionPolicy* policy) {
+  services_ = std::move(services);
+  policy_ = policy;
+  absl::StatusOr<std::unique_ptr<Generation>> generation = BuildGeneration();
+  if (!generation.ok()) return generation.status();
+  {
+    sync::MutexLock lock(&generation_mutex_);
+    generation_ = *std::move(generation);
+  }
+  absl::StatusOr<std::unique_ptr<net::ConnectionGuard>> guard =
+      net::ConnectionGuard::Start(listen_fd_, options_.guard, this, this, &directory_);
+  if (!guard.ok()) return guard.status();
+  listen_fd_ = -1;  // the guard's now
+  guard_ = *std::move(guard);
+  watcher_ = std::thread([this] { WatchLoop(); });
+  pthread_setname_np(watcher_.native_handle(), "omd-listener");
+  return absl::OkStatus();
+}
+
+void Listener::Serve(int fd) {
+  sync::MutexLock lock(&generation_mutex_);
+  if (generation_ == nullptr) {  // shutting down
+    close(fd);
+    return;
+  }
+  grpc::AddInsecureChannelFromFd(generation_->server.get(), fd);
+}
+
+net::PeerVerdict Listener::Classify(const net::IpAddress& address) {
+  net::PeerVerdict verdict = policy_->Classify(address);
+  if (verdict.peer_class == net::PeerClass::kOther && shedding_.load()) verdict.refused = true;
+  return verdict;
+}
+
+void Listener::CloseConnectionsFrom(const net::IpAddress& source) {
+  if (guard_ != nullptr) guard_->CloseConnectionsFrom(source);
+}
+
+net::ConnectionGuard::Stats Listener::connection_stats() const {
+  return guard_ != nullptr ? guard_->stats() : net::ConnectionGuard::Stats();
+}
+
+absl::Duration Listener::guard_cpu_time() const {
+  return guard_ != nullptr ? guard_->thread_cpu_time() : absl::ZeroDuration();
+}
+
+void Listener::Rebuild() {
+  absl::StatusOr<std::unique_ptr<Generation>> fresh = BuildGeneration();
+  if (!fresh.ok()) {
+    OMD_LOG(ERROR, "listener: cannot rebuild the gRPC server: %s", fresh.status().ToString());
+    return;
+  }
+  std::unique_ptr<Generation> old;
+  {
+    sync::MutexLock lock(&generation_mutex_);
+    old = std::move(generation_);
+    generation_ = *std::move(fresh);
+  }
+  rebuilds_.fetch_add(1);
+  // Its connections end with it; their clients reconnect to the new server.
+  old->server->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  old->server->Wait();
+  OMD_LOG(WARNING, "listener: gRPC server rebuilt (%d so far)", rebuilds_.load());
+}
+
+void Listener::CheckMemory() {
+  const size_t resident = ResidentBytes();
+  const double budget = static_cast<double>(options_.memory_budget_bytes);
+  if (!shedding_.load() && resident > kShedAbove * budget) {
+    shedding_.store(true);
+    guard_->CloseClass(net::PeerClass::kOther);
+    OMD_LOG(WARNING,
+            "memory %d MiB, over %d%% of the %d MiB budget: outsiders' connections closed "
+            "and refused",
+            resident >> 20, static_cast<int>(kShedAbove * 100),
+            options_.memory_budget_bytes >> 20);
+  } else if (shedding_.load()) {
+    malloc_trim(0);  // freed connections' memory goes back to the system
+    if (ResidentBytes() < kShedUntilBelow * budget) {
+      shedding_.store(false);
+      OMD_LOG(INFO, "memory back to %d MiB: outsiders accepted again", ResidentBytes() >> 20);
+    }
+  }
+}
+
+void Listener::WatchLoop() {
+  const std::function<bool(const std::string&, absl::Duration)> probe =
+      options_.probe ? options_.probe : HealthCheck;
+  const std::string target =
+      ProbeTarget(options_.address, std::stoi(address_.substr(address_.rfind(':') + 1)));
+  const absl::Duration tick = std::min(kMemoryCheckInterval, options_.probe_interval);
+  absl::Time next_probe = absl::Now() + options_.probe_interval;
+  int failures = 0;
+  while (true) {
+    {
+      sync::MutexLock lock(&watch_mutex_);
+      if (watch_mutex_.AwaitWithTimeout(
+              [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(watch_mutex_) { return stopping_; },
+              tick)) {
+        return;
+      }
+    }
+    CheckMemory();
+    if (absl::Now() < next_probe) continue;
+    if (probe(target, options_.probe_timeout)) {
+      failures = 0;
+    } else if (++failures >= options_.probe_failures) {
+      OMD_LOG(WARNING, "listener: %s did not answer %d health checks in a row: rebuilding",
+              target, failures);
+      Rebuild();
+      failures = 0;
+    }
+    next_probe = absl::Now() + options_.probe_interval;
+  }
+}
+
+void Listener::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  if (watcher_.joinable()) {
+    {
+      sync::MutexLock lock(&watch_mutex_);
+      stopping_ = true;
+    }
+    watcher_.join();
+  }
+  std::unique_ptr<Generation> generation;
+  {
+    sync::MutexLock lock(&generation_mutex_);
+    if (generation_ != nullptr) generation_->server->GetHealthCheckService()->Shutdown();
+  }
+  if (guard_ != nullptr) guard_->StopAccepting();
+  {
+    sync::MutexLock lock(&generation_mutex_);
+    generation = std::move(generation_);
+  }
+  if (generation != nullptr) {
+    // The guard goes on relaying meanwhile, so that replies in flight get out.
+    generation->server->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+    generation->server->Wait();
+  }
+  if (guard_ != nullptr) guard_->Stop();
+}
+
+}  // namespace omd::server
