@@ -59,6 +59,9 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContex
                                                    : "";
   options.reply_senders.insert(config->cluster_nodes.begin(), config->cluster_nodes.end());
   options.timeout = context.timeout;
+  // om's channel serves one call and is gone: reconnecting soon costs nothing,
+  // and om waits at exit for that timer to let go of gRPC (client/om_main.cc).
+  options.initial_reconnect_backoff = absl::Milliseconds(100);
   return AgentClient::Create(std::move(options));
 }
 
