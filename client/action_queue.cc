@@ -186,6 +186,14 @@ ActionOutcome RunClaimedAction(const std::string& path,
   if (!contents.ok()) return ErrorOutcome(contents.status());
   absl::StatusOr<std::vector<std::string>> arguments = ParseAction(*contents);
   if (!arguments.ok()) return ErrorOutcome(arguments.status());
+  absl::Status allowed = options.check_action(*arguments);
+  if (!allowed.ok()) {
+    ActionOutcome refused = ErrorOutcome(allowed);
+    refused.summary = absl::StrCat("refused, not run: ",
+                                   absl::StatusCodeToString(allowed.code()),
+                                   " (the reason is in its .out)");
+    return refused;
+  }
 
   process::ProcessOptions process;
   process.argv = options.om_argv_prefix;
@@ -244,6 +252,9 @@ absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
   }
   if (options.om_argv_prefix.empty()) {
     return absl::InvalidArgumentError("om_argv_prefix is empty");
+  }
+  if (!options.check_action) {
+    return absl::InvalidArgumentError("no check_action for the queued actions");
   }
   const QueueDirectories directories = DirectoriesUnder(options.root);
   for (const std::string* directory :

@@ -17,6 +17,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "client/commands.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -26,8 +28,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::StartsWith;
 using ::testing::UnorderedElementsAre;
+
+absl::Status AcceptEveryAction(absl::Span<const std::string>) { return absl::OkStatus(); }
 
 bool Exists(const std::string& path) {
   struct stat info;
@@ -117,6 +122,7 @@ class ActionQueueTest : public ::testing::Test {
     DequeueOptions options;
     options.root = root_;
     options.om_argv_prefix = std::move(prefix);
+    options.check_action = AcceptEveryAction;
     options.action_timeout = absl::Seconds(30);
     return options;
   }
@@ -406,6 +412,201 @@ TEST_F(ActionQueueTest, EmptyOmPrefixIsInvalidArgument) {
   EXPECT_EQ(DequeueActions(Options({})).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(ListDirectory(queue_), ElementsAre("untouched"));
+}
+
+TEST_F(ActionQueueTest, NoCheckIsInvalidArgument) {
+  Queue("untouched", JsonList({"x"}));
+  DequeueOptions options = Options(RecordingOm());
+  options.check_action = nullptr;
+  EXPECT_EQ(DequeueActions(options).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ListDirectory(queue_), ElementsAre("untouched"));
+  EXPECT_THAT(Invocations(), IsEmpty());
+}
+
+// The check sees each action's arguments, before it runs; an action it refuses
+// goes to failed/ with the reason in its .out, and om is never run for it.
+TEST_F(ActionQueueTest, ActionRefusedByTheCheckGoesToFailedUnrun) {
+  Queue("1-allowed", JsonList({"daemon", "blacklist", "status"}));
+  Queue("2-refused", JsonList({"--flagfile=/etc/shadow", "daemon", "blacklist", "status"}));
+  Queue("3-allowed", JsonList({"node", "dequeue", "actions"}));
+  std::vector<std::vector<std::string>> checked;
+  DequeueOptions options = Options(RecordingOm());
+  options.check_action = [&checked](absl::Span<const std::string> arguments) {
+    checked.emplace_back(arguments.begin(), arguments.end());
+    if (arguments.front() == "--flagfile=/etc/shadow") {
+      return absl::InvalidArgumentError("no flags: \"--flagfile=/etc/shadow\"");
+    }
+    return absl::OkStatus();
+  };
+
+  absl::StatusOr<DequeueSummary> summary = DequeueActions(options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->done, 2);
+  EXPECT_EQ(summary->failed, 1);
+  EXPECT_THAT(summary->failed_names, ElementsAre("2-refused"));
+  EXPECT_THAT(checked,
+              ElementsAre(ElementsAre("daemon", "blacklist", "status"),
+                          ElementsAre("--flagfile=/etc/shadow", "daemon", "blacklist", "status"),
+                          ElementsAre("node", "dequeue", "actions")));
+  EXPECT_THAT(Invocations(),
+              ElementsAre("[daemon][blacklist][status]", "[node][dequeue][actions]"));
+  EXPECT_THAT(ListDirectory(Dir("failed")), ElementsAre("2-refused", "2-refused.out"));
+  EXPECT_EQ(ReadFile(Dir("failed/2-refused")),
+            JsonList({"--flagfile=/etc/shadow", "daemon", "blacklist", "status"}));
+  EXPECT_EQ(ReadFile(Dir("failed/2-refused.out")),
+            "error: INVALID_ARGUMENT: no flags: \"--flagfile=/etc/shadow\"\n");
+  EXPECT_THAT(ListDirectory(Dir("done")),
+              ElementsAre("1-allowed", "1-allowed.out", "3-allowed", "3-allowed.out"));
+}
+
+// Through om's own check: queued om global flags never reach om, whatever
+// their spelling or place; a plain command does.
+TEST_F(ActionQueueTest, QueuedGlobalFlagsNeverReachOm) {
+  const std::vector<std::vector<std::string>> refused = {
+      {"--flagfile=/etc/shadow", "daemon", "blacklist", "status"},
+      {"daemon", "blacklist", "status", "--flagfile=/etc/shadow"},
+      {"daemon", "blacklist", "status", "-flagfile=/etc/shadow"},
+      {"daemon", "empty-packet", "--server=10.9.9.9:1214"},
+      {"daemon", "empty-packet", "--server", "10.9.9.9:1214"},
+      {"--root=/other/node", "node", "dequeue", "actions"},
+      {"node", "dequeue", "actions", "--root", "/other/node"},
+      {"daemon", "blacklist", "clear", "--fromenv=root"},
+      {"daemon", "blacklist", "clear", "--", "--server=10.9.9.9:1214"},
+  };
+  std::vector<std::string> refused_names;
+  for (size_t i = 0; i < refused.size(); ++i) {
+    refused_names.push_back(absl::StrCat("refused-", i));
+    Queue(refused_names.back(), JsonList(refused[i]));
+  }
+  Queue("zz-plain", JsonList({"daemon", "blacklist", "status"}));
+  DequeueOptions options = Options(RecordingOm());
+  options.check_action = [](absl::Span<const std::string> arguments) {
+    return CheckQueuedAction(arguments);
+  };
+
+  absl::StatusOr<DequeueSummary> summary = DequeueActions(options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->done, 1);
+  EXPECT_EQ(summary->failed_names, refused_names);
+  EXPECT_THAT(Invocations(), ElementsAre("[daemon][blacklist][status]"));
+  for (const std::string& name : refused_names) {
+    SCOPED_TRACE(name);
+    EXPECT_THAT(ReadFile(Dir("failed/" + name + ".out")),
+                StartsWith("error: INVALID_ARGUMENT: queued actions may not use om's "
+                           "global flags: \""));
+  }
+  EXPECT_THAT(ReadFile(Dir("failed/refused-0.out")),
+              HasSubstr("global flags: \"--flagfile=/etc/shadow\""));
+  EXPECT_THAT(ReadFile(Dir("failed/refused-3.out")),
+              HasSubstr("global flags: \"--server=10.9.9.9:1214\""));
+  EXPECT_THAT(ReadFile(Dir("failed/refused-8.out")), HasSubstr("global flags: \"--\""));
+}
+
+// A table with a command that has an option of its own, as `daemon stop
+// --thread-id` will.
+std::vector<Command> CommandsWithAnOption() {
+  return {Command{{"daemon", "blacklist", "status"}, "", nullptr, {}},
+          Command{{"daemon", "stop"}, "", nullptr, {"thread-id"}}};
+}
+
+TEST(CheckQueuedActionTest, AcceptsACommandWithItsOwnOptions) {
+  const std::vector<std::vector<std::string>> accepted = {
+      {"daemon", "blacklist", "status"},
+      {"daemon", "stop"},
+      {"daemon", "stop", "--thread-id=7"},
+      {"daemon", "stop", "--thread-id", "7"},
+      {"daemon", "stop", "--thread-id="},
+      {"daemon", "stop", "plain", "words", "--thread-id=1", "--thread-id=2"},
+      {"daemon", "stop", "--thread-id=--flagfile=x"},  // a value, not a flag
+  };
+  for (const std::vector<std::string>& action : accepted) {
+    EXPECT_TRUE(CheckQueuedAction(CommandsWithAnOption(), action).ok())
+        << absl::StrJoin(action, " ");
+  }
+}
+
+TEST(CheckQueuedActionTest, RefusesEverythingThatCouldBeAGlobalFlag) {
+  const std::vector<std::string> refused_options = {
+      "--root=/other", "--root", "--server=10.9.9.9:1214", "--node=node2",
+      "--output=json", "--timeout=1s", "--flagfile=/etc/shadow", "--fromenv=root",
+      "--tryfromenv=server", "--undefok=root", "--help", "--helpfull", "--helpshort",
+      "--help=main", "--helpmatch=x", "--version", "--only_check_args",
+      "-flagfile=/etc/shadow", "-root=/other", "-thread-id=7", "--", "-", "---thread-id",
+      "--nothread-id", "--noroot", "--thread-id-x", "--thread_id", "--Thread-id",
+      "--=7", "--thread-idx=7", "- -thread-id",
+  };
+  for (const std::string& option : refused_options) {
+    SCOPED_TRACE(option);
+    absl::Status status =
+        CheckQueuedAction(CommandsWithAnOption(), {"daemon", "stop", option});
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(status.message()),
+                StartsWith(absl::StrCat("queued actions may not use om's global flags: \"",
+                                        option, "\"")));
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("the options of om daemon stop: --thread-id"));
+    // Also after other arguments, and for a command with no options at all.
+    EXPECT_FALSE(CheckQueuedAction(CommandsWithAnOption(),
+                                   {"daemon", "stop", "--thread-id=1", "x", option})
+                     .ok());
+    status = CheckQueuedAction(CommandsWithAnOption(),
+                               {"daemon", "blacklist", "status", option});
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("om daemon blacklist status has no options of its own"));
+    // Before the command's words.
+    status = CheckQueuedAction(CommandsWithAnOption(), {option, "daemon", "stop"});
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(status.message()),
+                StartsWith("queued actions may not use om's global flags: "));
+  }
+  // The command's own option, but before its words: not a command.
+  EXPECT_FALSE(CheckQueuedAction(CommandsWithAnOption(), {"--thread-id=7", "daemon", "stop"})
+                   .ok());
+}
+
+TEST(CheckQueuedActionTest, RefusesWhatIsNotACommand) {
+  for (const std::vector<std::string>& action : std::vector<std::vector<std::string>>{
+           {}, {"no-such-command"}, {"daemon"}, {"daemon", "blacklist"}, {"stop", "daemon"}}) {
+    absl::Status status = CheckQueuedAction(CommandsWithAnOption(), action);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << absl::StrJoin(action, " ");
+  }
+  EXPECT_EQ(CheckQueuedAction(CommandsWithAnOption(), {"no-such-command"}).message(),
+            "unknown command \"no-such-command\"");
+}
+
+TEST(CheckQueuedActionTest, QuotesTheRefusedArgumentSafely) {
+  absl::Status status = CheckQueuedAction(
+      CommandsWithAnOption(), {"daemon", "stop", "--x\"\nerror: forged line"});
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("global flags: \"--x\\\"\\nerror: forged line\""));
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("\n")));
+  status = CheckQueuedAction(CommandsWithAnOption(),
+                             {"daemon", "stop", "--" + std::string(10000, 'x')});
+  EXPECT_LT(status.message().size(), 300u);
+}
+
+// Today's commands: each one accepted as a queued action, none with options of
+// its own, and none may ever declare one of om's global flags.
+TEST(CheckQueuedActionTest, TheCommandTable) {
+  const std::vector<std::string> global_flags = {
+      "root",       "server",    "node",      "output",      "timeout",
+      "flagfile",   "fromenv",   "tryfromenv", "undefok",    "help",
+      "helpfull",   "helpshort", "helppackage", "helpmatch", "version",
+      "only_check_args"};
+  ASSERT_THAT(Commands(), Not(IsEmpty()));
+  for (const Command& command : Commands()) {
+    const std::string words = absl::StrJoin(command.words, " ");
+    SCOPED_TRACE(words);
+    EXPECT_TRUE(CheckQueuedAction(command.words).ok());
+    EXPECT_THAT(command.options, IsEmpty());
+    for (const std::string& option : command.options) {
+      EXPECT_THAT(global_flags, Not(::testing::Contains(option)));
+    }
+    std::vector<std::string> with_flag = command.words;
+    with_flag.push_back("--server=10.9.9.9:1214");
+    EXPECT_EQ(CheckQueuedAction(with_flag).code(), absl::StatusCode::kInvalidArgument);
+  }
 }
 
 // Cancelled (om got SIGTERM): the running action is terminated and recorded as

@@ -4,6 +4,7 @@
 #include <grpcpp/impl/client_unary_call.h>
 #include <grpcpp/impl/rpc_method.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -17,19 +18,25 @@ namespace {
 // The method a request for any node may call: it tells who answers.
 constexpr absl::string_view kIdentify = "Identify";
 
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> NewChannel(const AgentClient::Options& options) {
   grpc::ChannelArguments arguments;
   // Matches the daemon's keepalive policy (server/daemon.cc), for long streams.
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), arguments);
+  if (options.initial_reconnect_backoff > absl::ZeroDuration()) {
+    arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                     static_cast<int>(absl::ToInt64Milliseconds(
+                         std::min(options.initial_reconnect_backoff, absl::Hours(1)))));
+  }
+  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(),
+                                   arguments);
 }
 
 }  // namespace
 
 AgentClient::AgentClient(Options options)
     : options_(std::move(options)),
-      channel_(options_.channel != nullptr ? options_.channel : NewChannel(options_.target)),
+      channel_(options_.channel != nullptr ? options_.channel : NewChannel(options_)),
       codec_(options_.envelope),
       salt_(crypto::EnvelopeCodec::NewSalt()),
       recipient_(options_.recipient) {}

@@ -49,6 +49,11 @@ class AgentClient {
     // Node names whose sealed replies are accepted: the cluster's members.
     absl::flat_hash_set<std::string> reply_senders;
     absl::Duration timeout = absl::Seconds(15);  // deadline of every unary call
+    // Delay before the channel reconnects after a failed connection; zero: gRPC's
+    // default (1 s). The pending reconnection timer keeps gRPC's library alive
+    // after the channel is destroyed, which a short-lived process waits for
+    // (client/om_main.cc). Ignored when `channel` is set.
+    absl::Duration initial_reconnect_backoff = absl::ZeroDuration();
   };
 
   static absl::StatusOr<std::unique_ptr<AgentClient>> Create(Options options);

@@ -2,10 +2,12 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -16,6 +18,7 @@
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
 #include "config/node_config.h"
+#include "config/quote.h"
 #include "process/subprocess.h"
 #include "proto/omd.pb.h"
 #include "rpc/peer.h"
@@ -60,6 +63,9 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContex
                                                    : "";
   options.reply_senders.insert(config->cluster_nodes.begin(), config->cluster_nodes.end());
   options.timeout = context.timeout;
+  // om's channel serves one call and is gone: reconnecting soon costs nothing,
+  // and om waits at exit for that timer to let go of gRPC (client/om_main.cc).
+  options.initial_reconnect_backoff = absl::Milliseconds(100);
   return AgentClient::Create(std::move(options));
 }
 
@@ -139,7 +145,16 @@ CommandResult DequeueActionsCommand(const CommandContext& context) {
   sigaction(SIGINT, &on_stop, nullptr);
   DequeueOptions options;
   options.root = context.root;
+  // No "--" between om's flags and the action's arguments, although Abseil would
+  // then take none of them as a flag: a command's own options are om flags,
+  // parsed by Abseil wherever they are, as on the command line, and would stop
+  // working in a queued action. Keeping om's global flags out is
+  // CheckQueuedAction's job: nothing that starts with "-" gets past it but the
+  // command's own options.
   options.om_argv_prefix = {context.om_binary, "--root", context.root};
+  options.check_action = [](absl::Span<const std::string> arguments) {
+    return CheckQueuedAction(arguments);
+  };
   options.cancellation = cancellation;
   absl::StatusOr<DequeueSummary> summary = DequeueActions(options);
   if (!summary.ok()) {
@@ -172,7 +187,17 @@ Command Simple(std::vector<std::string> words, std::string summary,
           return result;
         }
         return run(context);
-      }};
+      },
+      /*options=*/{}};
+}
+
+// Whether `argument` is --NAME or --NAME=VALUE for one of `command`'s options.
+bool IsOwnOption(const Command& command, absl::string_view argument) {
+  if (!absl::ConsumePrefix(&argument, "--")) return false;
+  const absl::string_view name = argument.substr(0, argument.find('='));
+  return !name.empty() &&
+         std::find(command.options.begin(), command.options.end(), name) !=
+             command.options.end();
 }
 
 }  // namespace
@@ -197,7 +222,13 @@ const std::vector<Command>& Commands() {
 
 const Command* FindCommand(absl::Span<const std::string> argv,
                            std::vector<std::string>* arguments) {
-  for (const Command& command : Commands()) {
+  return FindCommand(Commands(), argv, arguments);
+}
+
+const Command* FindCommand(absl::Span<const Command> commands,
+                           absl::Span<const std::string> argv,
+                           std::vector<std::string>* arguments) {
+  for (const Command& command : commands) {
     if (argv.size() >= command.words.size() &&
         std::equal(command.words.begin(), command.words.end(), argv.begin())) {
       arguments->assign(argv.begin() + command.words.size(), argv.end());
@@ -205,6 +236,39 @@ const Command* FindCommand(absl::Span<const std::string> argv,
     }
   }
   return nullptr;
+}
+
+absl::Status CheckQueuedAction(absl::Span<const std::string> action) {
+  return CheckQueuedAction(Commands(), action);
+}
+
+absl::Status CheckQueuedAction(absl::Span<const Command> commands,
+                               absl::Span<const std::string> action) {
+  constexpr absl::string_view kRefusal = "queued actions may not use om's global flags: ";
+  if (action.empty()) return absl::InvalidArgumentError("no command given");
+  if (absl::StartsWith(action.front(), "-")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kRefusal, config::QuoteForMessage(action.front()),
+                     " (an action starts with the words of its command)"));
+  }
+  std::vector<std::string> arguments;
+  const Command* command = FindCommand(commands, action, &arguments);
+  if (command == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown command ", config::QuoteForMessage(absl::StrJoin(action, " "))));
+  }
+  for (const std::string& argument : arguments) {
+    if (!absl::StartsWith(argument, "-") || IsOwnOption(*command, argument)) continue;
+    const std::string words = absl::StrJoin(command->words, " ");
+    return absl::InvalidArgumentError(absl::StrCat(
+        kRefusal, config::QuoteForMessage(argument), " (",
+        command->options.empty()
+            ? absl::StrCat("om ", words, " has no options of its own")
+            : absl::StrCat("the options of om ", words, ": --",
+                           absl::StrJoin(command->options, ", --")),
+        ")"));
+  }
+  return absl::OkStatus();
 }
 
 std::string CommandList() {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/output.h"
@@ -28,14 +29,35 @@ struct Command {
   std::vector<std::string> words;
   std::string summary;
   std::function<CommandResult(const CommandContext&, absl::Span<const std::string>)> run;
+  // The names of the command's own options, without "--" (e.g. "thread-id" for a
+  // `daemon stop --thread-id=N`): the only options a queued action of this
+  // command may use (CheckQueuedAction). Never the name of one of om's global
+  // flags (root, server, node, output, timeout, or Abseil's flagfile, help...),
+  // which would let a queued action use it.
+  std::vector<std::string> options;
 };
 
 const std::vector<Command>& Commands();
 
-// The command whose words start `argv`; the rest of argv goes to `arguments`.
-// nullptr when none matches.
+// The command of `commands` (default: Commands()) whose words start `argv`; the
+// rest of argv goes to `arguments`. nullptr when none matches.
 const Command* FindCommand(absl::Span<const std::string> argv,
                            std::vector<std::string>* arguments);
+const Command* FindCommand(absl::Span<const Command> commands,
+                           absl::Span<const std::string> argv,
+                           std::vector<std::string>* arguments);
+
+// Whether `action`, the arguments of a queued action, may be run as
+// `om --root ROOT <action...>` (DequeueOptions::check_action): it must start
+// with the words of one of `commands` (default: Commands()), and every later
+// argument that starts with "-" must be --NAME or --NAME=VALUE for one of that
+// command's own `options`. Anything else that starts with "-" would be parsed as
+// one of om's global flags (--root, --server, --flagfile, --fromenv, --help...,
+// in any spelling: -flagfile, --noX, or a bare "--" or "-"), so it is refused
+// with INVALID_ARGUMENT, naming it quoted for a message.
+absl::Status CheckQueuedAction(absl::Span<const std::string> action);
+absl::Status CheckQueuedAction(absl::Span<const Command> commands,
+                               absl::Span<const std::string> action);
 
 // "  daemon blacklist status    Counts of ..." lines, for --help and errors.
 std::string CommandList();

@@ -142,6 +142,116 @@ TEST_F(EndToEndTest, EmptyPacketDequeuesActions) {
   EXPECT_THAT(*failed_output, HasSubstr("unknown command"));
 }
 
+// A JSON list of strings, for a queued action; quotes and backslashes escaped.
+std::string JsonList(const std::vector<std::string>& arguments) {
+  std::string json = "[";
+  for (const std::string& argument : arguments) {
+    if (json.size() > 1) json += ", ";
+    json += '"';
+    for (char c : argument) {
+      if (c == '"' || c == '\\') json += '\\';
+      json += c;
+    }
+    json += '"';
+  }
+  return json + "]";
+}
+
+// Waits until each of `names` queued under `actions` (ROOT/var/actions) is in
+// done/ or failed/ with its .out; false after `timeout`.
+bool WaitUntilDequeued(const std::string& actions, const std::vector<std::string>& names,
+                       absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    bool all = true;
+    struct stat unused;
+    for (const std::string& name : names) {
+      all = all && (stat((actions + "/done/" + name + ".out").c_str(), &unused) == 0 ||
+                    stat((actions + "/failed/" + name + ".out").c_str(), &unused) == 0);
+    }
+    if (all) return true;
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+// A queued action may name a command and that command's own options, never om's
+// global flags: a --flagfile action cannot copy a file into its .out, --server
+// and --root actions cannot reach another node, and a plain action still runs.
+TEST_F(EndToEndTest, QueuedActionsCannotUseGlobalFlags) {
+  // node2, a daemon of the cluster with an action of its own queued, which would
+  // run if node2 received an empty packet or if its root were dequeued.
+  DaemonProcess::Options node2_options;
+  node2_options.node.node_name = "node2";
+  node2_options.node.cluster_nodes = {"node1", "node2"};
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> node2 = DaemonProcess::Start(node2_options);
+  ASSERT_TRUE(node2.ok()) << node2.status();
+  const std::string node2_marker = (*node2)->root() + "/var/actions/queue/marker.json";
+  ASSERT_TRUE(config::MakeDirectories((*node2)->root() + "/var/actions/queue", 0750).ok());
+  ASSERT_TRUE(config::WriteFileAtomically(
+                  node2_marker, JsonList({"daemon", "blacklist", "status"}), 0600)
+                  .ok());
+
+  const std::string secret_line = "e2e-secret-line-7d41c0";
+  const std::string secret_file = NewTempDir("private") + "/flags";
+  ASSERT_TRUE(config::WriteFileAtomically(secret_file, secret_line + "\n", 0600).ok());
+
+  const std::string actions = daemon_->root() + "/var/actions";
+  ASSERT_TRUE(config::MakeDirectories(actions + "/queue", 0750).ok());
+  const std::vector<std::pair<std::string, std::vector<std::string>>> refused = {
+      {"001-flagfile.json", {"--flagfile=" + secret_file, "daemon", "blacklist", "status"}},
+      {"002-flagfile-after.json",
+       {"daemon", "blacklist", "status", "--flagfile=" + secret_file}},
+      {"003-server.json", {"daemon", "empty-packet", "--server=" + (*node2)->address()}},
+      {"004-root.json", {"--root=" + (*node2)->root(), "node", "dequeue", "actions"}},
+  };
+  std::vector<std::string> names;
+  for (const auto& [name, arguments] : refused) {
+    ASSERT_TRUE(
+        config::WriteFileAtomically(actions + "/queue/" + name, JsonList(arguments), 0600)
+            .ok());
+    names.push_back(name);
+  }
+  ASSERT_TRUE(config::WriteFileAtomically(actions + "/queue/005-plain.json",
+                                          JsonList({"daemon", "blacklist", "status"}), 0600)
+                  .ok());
+  names.push_back("005-plain.json");
+
+  OmResult sent = RunOm(daemon_->root(), {"daemon", "empty-packet"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.stderr_text;
+  ASSERT_TRUE(WaitUntilDequeued(actions, names, absl::Seconds(30))) << daemon_->Log();
+
+  for (const auto& [name, arguments] : refused) {
+    SCOPED_TRACE(name);
+    absl::StatusOr<std::string> out =
+        config::ReadFileToString(actions + "/failed/" + name + ".out", 1 << 20);
+    if (!out.ok()) {
+      ADD_FAILURE() << out.status() << " (was it run, into done/?)";
+      continue;
+    }
+    EXPECT_THAT(*out, ::testing::StartsWith(
+                          "error: INVALID_ARGUMENT: queued actions may not use om's "
+                          "global flags: \""));
+    EXPECT_THAT(*out, Not(HasSubstr(secret_line)));
+    EXPECT_THAT(*out, Not(HasSubstr("exit_code")));  // om never ran
+  }
+  absl::StatusOr<std::string> plain =
+      config::ReadFileToString(actions + "/done/005-plain.json.out", 1 << 20);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_THAT(*plain, HasSubstr("exit_code: 0"));
+  EXPECT_THAT(*plain, HasSubstr("No sender has sent invalid messages."));
+
+  // node2 got no empty packet and its root was not dequeued: its action is still
+  // queued a while after node1's run, and it has seen no message from anyone.
+  absl::SleepFor(absl::Milliseconds(500));
+  struct stat queued;
+  EXPECT_EQ(stat(node2_marker.c_str(), &queued), 0) << "node2's queue was run";
+  OmResult node2_status =
+      RunOm((*node2)->root(), {"daemon", "blacklist", "status", "--output", "json"});
+  EXPECT_EQ(node2_status.stdout_text, "{\"data\": {}, \"status\": 0}\n");
+  EXPECT_TRUE((*node2)->Stop().ok());
+}
+
 TEST_F(EndToEndTest, UnauthenticatedEmptyPacketIsJustAnInvalidMessage) {
   const std::string impostor = PeerRoot("node2", "this-is-not-the-cluster-secret");
   const std::string queue = daemon_->root() + "/var/actions/queue";
