@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace omd::net {
@@ -20,8 +21,11 @@ constexpr int kBacklog = 1024;
 
 absl::Status SocketError(absl::string_view what, absl::string_view address, int port,
                          int error_number) {
-  return absl::UnavailableError(absl::StrCat("cannot ", what, " ", address, " port ", port,
-                                             ": ", std::strerror(error_number)));
+  const std::string host_port = absl::StrContains(address, ':')
+                                    ? absl::StrCat("[", address, "]:", port)
+                                    : absl::StrCat(address, ":", port);
+  return absl::UnavailableError(
+      absl::StrCat("cannot ", what, " ", host_port, ": ", std::strerror(error_number)));
 }
 
 }  // namespace
@@ -54,7 +58,7 @@ absl::StatusOr<ListenSocket> Listen(absl::string_view address, int port) {
   if (bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
     const int error_number = errno;
     close(fd);
-    return SocketError("bind", address, port, error_number);
+    return SocketError("listen on", address, port, error_number);
   }
   if (listen(fd, kBacklog) != 0) {
     const int error_number = errno;

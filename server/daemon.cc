@@ -98,9 +98,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   listener.health_names = {std::string(kAgentServiceName)};
   listener.shutdown_grace = options.shutdown_grace;
   absl::StatusOr<std::unique_ptr<Listener>> bound = Listener::Bind(std::move(listener));
-  if (!bound.ok()) {
-    return absl::UnavailableError(absl::StrCat("cannot listen: ", bound.status().message()));
-  }
+  if (!bound.ok()) return bound.status();  // "cannot listen on 127.0.0.1:1214: ..."
   daemon->listener_ = *std::move(bound);
 
   daemon->blacklist_ = std::make_unique<Blacklist>(Blacklist::Options());

@@ -92,9 +92,12 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
     return *kBlocked;
   }
   if (!member && !access.non_members) {
+    // A valid name is safe to quote: letters, digits, '.', '-', '_'.
     return Refuse(sender, *peer,
-                  absl::PermissionDeniedError(valid_name ? "sender is not a member of the cluster"
-                                                         : "invalid sender node name"));
+                  absl::PermissionDeniedError(
+                      valid_name ? absl::StrCat("node ", envelope.nodename(),
+                                                " is not a member of the cluster")
+                                 : "invalid sender node name"));
   }
   if (envelope.recipient().empty() && !access.any_recipient) {
     return Refuse(sender, *peer,

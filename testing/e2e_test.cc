@@ -64,11 +64,11 @@ class EndToEndTest : public ::testing::Test {
 TEST_F(EndToEndTest, BlacklistStatusPrintsTheSpecDocument) {
   OmResult result = RunOm(daemon_->root(), {"daemon", "blacklist", "status", "--output", "json"});
   EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
-  EXPECT_EQ(result.stdout_text, "{\"data\": {}, \"status\": 0}\n");
+  EXPECT_EQ(result.stdout_text, "{\"data\": {}, \"node\": \"node1\", \"status\": 0}\n");
 
   result = RunOm(daemon_->root(), {"daemon", "blacklist", "status"});
   EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
-  EXPECT_EQ(result.stdout_text, "No sender has sent invalid messages.\n");
+  EXPECT_EQ(result.stdout_text, "node1: No sender has sent invalid messages.\n");
 }
 
 TEST_F(EndToEndTest, WrongSecretIsUnauthenticatedFiveTimesThenDropped) {
@@ -88,12 +88,14 @@ TEST_F(EndToEndTest, WrongSecretIsUnauthenticatedFiveTimesThenDropped) {
 
   OmResult status =
       RunOm(daemon_->root(), {"daemon", "blacklist", "status", "--output", "json"});
-  EXPECT_EQ(status.stdout_text, "{\"data\": {\"node2@127.0.0.1\": 5}, \"status\": 0}\n");
+  EXPECT_EQ(status.stdout_text,
+            "{\"data\": {\"node2@127.0.0.1\": 5}, \"node\": \"node1\", \"status\": 0}\n");
   status = RunOm(daemon_->root(), {"daemon", "blacklist", "status"});
   EXPECT_THAT(status.stdout_text, HasSubstr("blacklisted"));
 
   OmResult cleared = RunOm(daemon_->root(), {"daemon", "blacklist", "clear", "--output", "json"});
-  EXPECT_EQ(cleared.stdout_text, "{\"data\": {\"cleared\": 1}, \"status\": 0}\n");
+  EXPECT_EQ(cleared.stdout_text,
+            "{\"data\": {\"cleared\": 1}, \"node\": \"node1\", \"status\": 0}\n");
   // The real node2, from the same address, is served again.
   OmResult real = OmAsPeer(PeerRoot("node2"), {"daemon", "blacklist", "status"});
   EXPECT_EQ(real.exit_code, 0) << real.stderr_text;
@@ -248,7 +250,7 @@ TEST_F(EndToEndTest, QueuedActionsCannotUseGlobalFlags) {
   EXPECT_EQ(stat(node2_marker.c_str(), &queued), 0) << "node2's queue was run";
   OmResult node2_status =
       RunOm((*node2)->root(), {"daemon", "blacklist", "status", "--output", "json"});
-  EXPECT_EQ(node2_status.stdout_text, "{\"data\": {}, \"status\": 0}\n");
+  EXPECT_EQ(node2_status.stdout_text, "{\"data\": {}, \"node\": \"node2\", \"status\": 0}\n");
   EXPECT_TRUE((*node2)->Stop().ok());
 }
 
@@ -261,7 +263,8 @@ TEST_F(EndToEndTest, UnauthenticatedEmptyPacketIsJustAnInvalidMessage) {
   EXPECT_EQ(sent.exit_code, 16);
   OmResult status =
       RunOm(daemon_->root(), {"daemon", "blacklist", "status", "--output", "json"});
-  EXPECT_EQ(status.stdout_text, "{\"data\": {\"node2@127.0.0.1\": 1}, \"status\": 0}\n");
+  EXPECT_EQ(status.stdout_text,
+            "{\"data\": {\"node2@127.0.0.1\": 1}, \"node\": \"node1\", \"status\": 0}\n");
   absl::SleepFor(absl::Milliseconds(500));
   struct stat queued;
   EXPECT_EQ(stat((queue + "/001.json").c_str(), &queued), 0) << "the queue was run";
@@ -331,7 +334,7 @@ TEST_F(EndToEndTest, ReflectionServesTheAgentDescriptor) {
   EXPECT_EQ(omd_proto.name(), "proto/omd.proto");
   ASSERT_EQ(omd_proto.service_size(), 1);
   const google::protobuf::ServiceDescriptorProto& agent = omd_proto.service(0);
-  EXPECT_EQ(agent.method_size(), 15);
+  EXPECT_EQ(agent.method_size(), 16);
   for (const auto& method : agent.method()) {
     const v1::Carries& carries = method.options().GetExtension(v1::carries);
     EXPECT_TRUE(absl::StartsWith(carries.request(), "omd.v1.")) << method.name();
@@ -362,7 +365,8 @@ TEST(MultiNodeTest, PeersOnTheirOwnAddressesServeEachOther) {
                             {"--server", to.address(), "--node", to_name, "daemon",
                              "blacklist", "status", "--output", "json"});
     EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
-    EXPECT_EQ(result.stdout_text, "{\"data\": {}, \"status\": 0}\n");
+    EXPECT_EQ(result.stdout_text,
+              absl::StrCat("{\"data\": {}, \"node\": \"", to_name, "\", \"status\": 0}\n"));
     // Sealed for the other node: this daemon refuses it.
     OmResult misdirected = RunOm(nodes[from]->root(),
                                  {"--server", to.address(), "--node", "node3", "daemon",
