@@ -341,6 +341,13 @@ class ConnectionGuard::Loop {
         case EMFILE:
         case ENFILE:
           descriptor_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+          if (now - last_exhaustion_log_ >= kAbuseLogInterval) {
+            last_exhaustion_log_ = now;
+            OMD_LOG(WARNING,
+                    "accept: out of file descriptors (%s): outsiders' connections are "
+                    "refused, the local node's and members' take their room",
+                    errno == EMFILE ? "RLIMIT_NOFILE" : "system-wide limit");
+          }
           if (!AcceptWithReserve(now)) {
             PauseAccepting(now);
             return;
@@ -638,6 +645,7 @@ class ConnectionGuard::Loop {
   uint64_t next_id_ = 1;
   bool stopping_ = false;
   absl::Time last_abuse_log_ = absl::InfinitePast();
+  absl::Time last_exhaustion_log_ = absl::InfinitePast();
   int abuse_since_log_ = 0;
 
   sync::Mutex commands_mutex_;

@@ -1,0 +1,284 @@
+// The listener under attack, with real processes and real sockets: a real omd,
+// attackers speaking raw HTTP/2 from many loopback sources (testing/http2_attack.h),
+// and a peer (node2, from its own address) whose calls must keep being served.
+// Each attack lasts seconds; tools/attack runs longer ones and prints figures.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/agent_client.h"
+#include "gtest/gtest.h"
+#include "proto/omd.pb.h"
+#include "sync/mutex.h"
+#include "testing/daemon_harness.h"
+#include "testing/http2_attack.h"
+#include "testing/process_stats.h"
+
+namespace omd::testing {
+namespace {
+
+constexpr char kPeerSource[] = "127.0.0.2";  // node2's address, known to node1
+constexpr int64_t kMemoryBudgetBytes = int64_t{256} << 20;
+
+struct Latencies {
+  int64_t calls = 0;
+  int64_t failures = 0;
+  std::string first_failure;
+  absl::Duration p50, p99, max;
+};
+
+// node2 calling node1 back to back from its own address, as a peer would.
+class PeerLoad {
+ public:
+  explicit PeerLoad(std::string target) : target_(std::move(target)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~PeerLoad() { Stop(); }
+
+  Latencies Stop() {
+    stopping_.store(true);
+    if (thread_.joinable()) thread_.join();
+    sync::MutexLock lock(&mutex_);
+    Latencies result = result_;
+    std::sort(samples_.begin(), samples_.end());
+    if (!samples_.empty()) {
+      result.p50 = samples_[samples_.size() / 2];
+      result.p99 = samples_[samples_.size() * 99 / 100];
+      result.max = samples_.back();
+    }
+    return result;
+  }
+
+ private:
+  std::unique_ptr<client::AgentClient> Connect() {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        ChannelFromSource(kPeerSource, target_);
+    if (!channel.ok()) return nullptr;
+    client::AgentClient::Options options;
+    options.channel = *channel;
+    options.envelope.cluster = "test";
+    options.envelope.nodename = "node2";
+    options.envelope.secrets = {{1, kTestSecret}};
+    options.recipient = "node1";
+    options.reply_senders = {"node1"};
+    options.timeout = absl::Seconds(5);
+    return client::AgentClient::Create(std::move(options)).value();
+  }
+
+  void Run() {
+    std::unique_ptr<client::AgentClient> client = Connect();
+    while (!stopping_.load()) {
+      const absl::Time start = absl::Now();
+      absl::Status status =
+          client == nullptr
+              ? absl::UnavailableError("cannot connect")
+              : client->Call<v1::BlacklistStatusReply>("BlacklistStatus",
+                                                       v1::BlacklistStatusRequest())
+                    .status();
+      const absl::Duration took = absl::Now() - start;
+      {
+        sync::MutexLock lock(&mutex_);
+        ++result_.calls;
+        samples_.push_back(took);
+        if (!status.ok() && result_.failures++ == 0) result_.first_failure = status.ToString();
+      }
+      if (!status.ok()) client = Connect();
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+
+  const std::string target_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  sync::Mutex mutex_;
+  Latencies result_ ABSL_GUARDED_BY(mutex_);
+  std::vector<absl::Duration> samples_ ABSL_GUARDED_BY(mutex_);
+};
+
+double CpuSeconds(pid_t pid) { return ProcessCpuSeconds(pid).value_or(-1); }
+
+class AttackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DaemonProcess::Options options;
+    options.node.node_name = "node1";
+    options.node.cluster_nodes = {"node1", "node2"};
+    options.node.extra = absl::StrCat("addr@node2 = ", kPeerSource, "\n");
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = *std::move(daemon);
+  }
+
+  void TearDown() override {
+    if (daemon_ != nullptr) {
+      EXPECT_TRUE(daemon_->Stop().ok());
+    }
+  }
+
+  ConnectOptions From(const std::string& sources) {
+    ConnectOptions connect;
+    connect.target = daemon_->address();
+    connect.source_addresses = ParseSourceAddresses(sources).value();
+    return connect;
+  }
+
+  static void ExpectServed(const Latencies& peer) {
+    EXPECT_GT(peer.calls, 10);
+    EXPECT_EQ(peer.failures, 0) << peer.first_failure;
+    EXPECT_LT(peer.p99, absl::Seconds(1)) << "p50 " << peer.p50 << ", max " << peer.max;
+  }
+
+  void ExpectServing() {
+    EXPECT_TRUE(IsServing(daemon_->address(), "omd.v1.Agent").value_or(false));
+    OmResult om = RunOm(daemon_->root(), {"daemon", "blacklist", "status"});
+    EXPECT_EQ(om.exit_code, 0) << om.stderr_text;
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+// CVE-2023-44487: HEADERS + RST_STREAM as fast as possible, reconnecting from
+// rotating sources. omd closes each connection after its burst of resets; its CPU
+// ends with the attack, and the peer is served throughout.
+TEST_F(AttackTest, RapidResetCostsOnlyWhileItLasts) {
+  PeerLoad peer(daemon_->address());
+  RssSampler rss(daemon_->pid(), absl::Milliseconds(20));
+  const double cpu_before = CpuSeconds(daemon_->pid());
+  RapidResetOptions attack;
+  attack.connect = From("127.0.5.1-127.0.5.40");
+  attack.connections = 4;
+  attack.duration = absl::Seconds(3);
+  absl::StatusOr<AttackStats> stats = RapidReset(attack);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  const double cpu_at_end = CpuSeconds(daemon_->pid());
+  absl::SleepFor(absl::Seconds(3));
+  const double cpu_after = CpuSeconds(daemon_->pid()) - cpu_at_end;
+  ExpectServed(peer.Stop());
+  rss.Stop();
+  EXPECT_GT(stats->connections_closed_by_server, 0) << stats->ToKeyValues();
+  EXPECT_LT(cpu_at_end - cpu_before, 3.0);
+  EXPECT_LT(cpu_after, 0.5) << "omd kept working after the attack ended";
+  EXPECT_LT(rss.max_rss_bytes(), kMemoryBudgetBytes);
+  ExpectServing();
+}
+
+// Streams that announce 65,000 bytes and send 64,000, on 160 connections from
+// 160 sources. With 100 such streams each, a connection breaks the outsiders'
+// budget of incomplete requests at once; with 4 (250 KB, just under it), the
+// outsiders' class takes 64 connections and holds them until their requests time
+// out. Either way memory stays under the budget and the peer is served.
+TEST_F(AttackTest, StalledStreamsStayWithinTheMemoryBudget) {
+  PeerLoad peer(daemon_->address());
+  RssSampler rss(daemon_->pid(), absl::Milliseconds(20));
+  StalledStreamsOptions attack;
+  attack.connect = From("127.0.6.1-127.0.6.160");
+  attack.connections = 160;
+  attack.streams_per_connection = 100;
+  attack.hold = absl::Seconds(4);
+  absl::StatusOr<AttackStats> greedy = StalledStreams(attack);
+  ASSERT_TRUE(greedy.ok()) << greedy.status();
+  EXPECT_EQ(greedy->connections_closed_by_server, 160) << greedy->ToKeyValues();
+
+  attack.connect = From("127.0.6.161-127.0.6.250,127.0.9.1-127.0.9.70");
+  attack.streams_per_connection = 4;
+  absl::StatusOr<AttackStats> patient = StalledStreams(attack);
+  ASSERT_TRUE(patient.ok()) << patient.status();
+  ExpectServed(peer.Stop());
+  rss.Stop();
+  // The 96 beyond the outsiders' cap are refused; the 64 others are held.
+  EXPECT_GE(patient->connections_closed_by_server, 160 - 64) << patient->ToKeyValues();
+  EXPECT_LE(patient->connections_closed_by_server, 160 - 64 + 8) << patient->ToKeyValues();
+  EXPECT_LT(rss.max_rss_bytes(), kMemoryBudgetBytes);
+  ExpectServing();
+}
+
+// CVE-2023-33953: an 8 MB header value. Refused when the header block passes
+// 16 KiB, at a cost linear in what was read.
+TEST_F(AttackTest, AGiantHeaderIsRefusedAsItPassesTheLimit) {
+  const double cpu_before = CpuSeconds(daemon_->pid());
+  HugeHeaderOptions attack;
+  attack.connect = From("127.0.5.50");
+  attack.header_value_bytes = size_t{8} << 20;
+  absl::StatusOr<AttackStats> stats = HugeHeader(attack);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(stats->connections_closed_by_server, 1) << stats->ToKeyValues();
+  EXPECT_LT(stats->first_server_close_after, absl::Seconds(1));
+  EXPECT_LT(CpuSeconds(daemon_->pid()) - cpu_before, 0.5);
+  ExpectServing();
+}
+
+// The per-frame bypass of CVE-2023-33953: a header block that never ends.
+TEST_F(AttackTest, AnEndlessHeaderBlockIsCutShort) {
+  RssSampler rss(daemon_->pid(), absl::Milliseconds(20));
+  ContinuationFloodOptions attack;
+  attack.connect = From("127.0.5.60-127.0.5.80");
+  attack.connections = 2;
+  attack.duration = absl::Seconds(2);
+  absl::StatusOr<AttackStats> stats = ContinuationFlood(attack);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  rss.Stop();
+  EXPECT_GT(stats->connections_closed_by_server, 0) << stats->ToKeyValues();
+  EXPECT_LT(stats->closed_connection_lifetime_max, absl::Seconds(1));
+  EXPECT_LT(rss.max_rss_bytes(), int64_t{64} << 20);
+  ExpectServing();
+}
+
+// CVE-2023-4785: past RLIMIT_NOFILE, gRPC's own acceptor stopped for good. omd's
+// accept loop keeps a reserve descriptor: outsiders are turned away, the node's
+// own calls still get in, and once the flood is gone everyone is served again.
+TEST_F(AttackTest, RunningOutOfDescriptorsDoesNotStopAccepting) {
+  // Lowered after the start, so that the caps (fitted to the limit at start) do
+  // not protect it: only the accept loop's reserve does.
+  const rlimit low = {160, 160};
+  ASSERT_EQ(prlimit(daemon_->pid(), RLIMIT_NOFILE, &low, nullptr), 0);
+  HoldOptions hold;
+  hold.connect = From("127.0.7.1-127.0.7.250");
+  hold.connections = 160 + 50;
+  hold.send_preface = true;
+  absl::StatusOr<std::unique_ptr<HeldConnections>> held = HeldConnections::Open(hold);
+  ASSERT_TRUE(held.ok()) << held.status();
+  OmResult local = RunOm(daemon_->root(), {"daemon", "blacklist", "status"});
+  EXPECT_EQ(local.exit_code, 0) << local.stderr_text;
+  (*held)->Close();
+  const absl::Time released = absl::Now();
+  absl::Status outsider = absl::UnavailableError("not tried");
+  while (absl::Now() - released < absl::Seconds(5) && !outsider.ok()) {
+    outsider = ProbeHttp2Server(From("127.0.8.1"), absl::Seconds(1)).status();
+  }
+  EXPECT_TRUE(outsider.ok()) << outsider;
+  EXPECT_LT(absl::Now() - released, absl::Seconds(5));
+  ExpectServing();
+  EXPECT_NE(daemon_->Log().find("accept: out of file descriptors"), std::string::npos)
+      << "the attack did not exhaust omd's descriptors";
+}
+
+// SIGTERM during a flood still stops omd promptly.
+TEST_F(AttackTest, SigtermStopsOmdDuringAFlood) {
+  std::thread flood([&] {
+    RapidResetOptions attack;
+    attack.connect = From("127.0.5.90-127.0.5.120");
+    attack.connections = 4;
+    attack.duration = absl::Seconds(6);
+    RapidReset(attack).IgnoreError();
+  });
+  absl::SleepFor(absl::Seconds(1));
+  const absl::Time signalled = absl::Now();
+  absl::Status stopped = daemon_->Stop();
+  const absl::Duration took = absl::Now() - signalled;
+  flood.join();
+  EXPECT_TRUE(stopped.ok()) << stopped;
+  EXPECT_LT(took, absl::Seconds(5));
+  daemon_.reset();
+}
+
+}  // namespace
+}  // namespace omd::testing
