@@ -567,17 +567,9 @@ ReplayGuard::~ReplayGuard() {
 }
 
 void ReplayGuard::DropExpired(int64_t now_seconds) {
-  // Ids accepted in the same second expire together, and each erase is a cache
-  // miss at a random place of held_: fetching a few ahead overlaps them.
-  constexpr size_t kPrefetchAhead = 8;
   while (!held_.empty()) {
     const Slot& oldest = slots_[head_];
     if (int64_t{oldest.expires_unix_seconds} > now_seconds) break;
-    if (held_.size() > kPrefetchAhead) {
-      size_t ahead = head_ + kPrefetchAhead;
-      if (ahead >= options_.capacity) ahead -= options_.capacity;
-      held_.prefetch(slots_[ahead].id_digest);
-    }
     held_.erase(oldest.id_digest);
     auto count = held_by_sender_.find(oldest.sender_digest);
     if (count != held_by_sender_.end() && --count->second == 0) {

@@ -2,8 +2,8 @@
 // is acted on once, across restarts of omd.
 //
 // Guarantees:
-// - A 16-byte request id is accepted once within `retention` of its acceptance,
-//   whatever its sent_at. The daemon passes retention = 2 x clock_skew: Open refuses
+// - A 16-byte request id is accepted once within `retention` of its acceptance
+//   (held for the retention rounded up to a whole second), whatever its sent_at. The daemon passes retention = 2 x clock_skew: Open refuses
 //   an envelope with |now - sent_at| > clock_skew, so an envelope accepted at t has
 //   sent_at <= t + skew and is refused by Open from t + 2 x skew on.
 // - Bounded memory, and no live id is ever evicted: at most `capacity` ids are held,
@@ -16,7 +16,10 @@
 //   lose the stores made since the last Sync(); a journal that was not closed cleanly
 //   on an earlier boot (or that is corrupt) therefore makes the new guard refuse
 //   every envelope sent before a floor (see floor()), older than any id it may have
-//   lost.
+//   lost. The floor is kept in the journal while it matters, so a second crash does
+//   not lift it.
+// - One process per journal (flock); Create rewrites the journal beside itself and
+//   renames it into place, so a crash during Create leaves the old one or the new.
 //
 // Every id has the same retention, so acceptance order is expiry order: the ring
 // file is also the FIFO of expiries, and expired ids are dropped from its head as
@@ -37,7 +40,8 @@
 //   absl::Status fresh = (*guard)->Admit(opened.request_id, envelope.nodename(),
 //                                        opened.sent_at, view->nodes.size());
 //   ...
-//   (*guard)->Sync();  // about once a second, from a housekeeping thread
+//   absl::Status synced = (*guard)->Sync();  // about once a second, from a
+//                                            // housekeeping thread
 #ifndef OMD_SERVER_REPLAY_GUARD_H_
 #define OMD_SERVER_REPLAY_GUARD_H_
 
