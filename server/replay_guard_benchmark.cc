@@ -126,11 +126,12 @@ class SteadyState {
   std::unique_ptr<ReplayGuard> guard_;
 };
 
-// One per mode, kept across the benchmark's runs (filling one takes a while).
+// One per mode, kept across the benchmark's runs (filling one takes a while), and
+// destroyed at exit, which removes the journal.
 SteadyState& Shared(bool journaled) {
-  static SteadyState* states[2] = {nullptr, nullptr};
-  SteadyState*& state = states[journaled ? 1 : 0];
-  if (state == nullptr) state = new SteadyState(journaled);
+  static std::unique_ptr<SteadyState> states[2];
+  std::unique_ptr<SteadyState>& state = states[journaled ? 1 : 0];
+  if (state == nullptr) state = std::make_unique<SteadyState>(journaled);
   return *state;
 }
 
