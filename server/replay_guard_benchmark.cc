@@ -1,7 +1,7 @@
 // Micro-benchmarks of the replay guard at the steady state of a busy gate: 2^20 ids
 // held (8192 new ids a second, each held 128 s), from 8 members, with a journal and
 // without. The clock is simulated, so that the steady state does not depend on the
-// benchmark's speed: the daemon's absl::Now() adds its own ~20 ns to Admit.
+// benchmark's speed: the daemon's absl::Now() (a clock read) comes on top.
 //
 //   bazel build -c opt //server:replay_guard_benchmark
 //   bazel-bin/server/replay_guard_benchmark --benchmark_min_time=1
