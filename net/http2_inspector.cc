@@ -200,7 +200,11 @@ absl::Status Http2Inspector::OnClientFrame(const FrameHeader& frame, absl::Time 
       return ProtocolError("CONTINUATION outside a header block");
     case kGoaway:
       return absl::OkStatus();
-    default:  // PRIORITY, WINDOW_UPDATE, extensions
+    case kWindowUpdate:
+      // Flow control, sent by every busy client. One that forces a reset
+      // (increment 0) makes the server send RST_STREAM, which counts.
+      return absl::OkStatus();
+    default:  // PRIORITY, extensions
       return CountControlFrame(now);
   }
 }

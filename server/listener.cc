@@ -84,6 +84,28 @@ Listener::~Listener() {
   if (listen_fd_ >= 0) close(listen_fd_);
 }
 
+void Listener::ConfigureServer(const Options& options, grpc::ResourceQuota& quota,
+                               grpc::ServerBuilder& builder) {
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options.max_streams_per_connection);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
+  // No bandwidth-delay probing: it grows what a client may send unasked (the
+  // stream window, and the frame size with it) to megabytes, which a stalled
+  // request then holds. Requests are small; replies follow the client's window.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  // HTTP/2's default, which clients then keep to; the guard refuses larger frames.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE,
+                             static_cast<int>(options.guard.member.http2.max_frame_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(
+                                 options.max_connection_idle)));
+  // Long log streams: accept the client's keepalive pings (client/agent_client.cc).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+}
+
 absl::StatusOr<std::unique_ptr<Listener::Generation>> Listener::BuildGeneration() {
   auto generation = std::make_unique<Generation>();
   absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> services = services_();
@@ -94,24 +116,7 @@ absl::StatusOr<std::unique_ptr<Listener::Generation>> Listener::BuildGeneration(
     builder.RegisterService(service.get());
   }
   // No listening port: connections arrive from the guard (Serve).
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_request_bytes));
-  builder.SetResourceQuota(resource_quota_);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             options_.max_streams_per_connection);
-  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options_.max_metadata_bytes);
-  // No bandwidth-delay probing: it grows what a client may send unasked (the
-  // stream window, and the frame size with it) to megabytes, which a stalled
-  // request then holds. Requests are small; replies follow the client's window.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  // HTTP/2's default, which clients then keep to; the guard refuses larger frames.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE,
-                             static_cast<int>(options_.guard.member.http2.max_frame_bytes));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-                             static_cast<int>(absl::ToInt64Milliseconds(
-                                 options_.max_connection_idle)));
-  // Long log streams: accept the client's keepalive pings (client/agent_client.cc).
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  ConfigureServer(options_, resource_quota_, builder);
   generation->server = builder.BuildAndStart();
   if (generation->server == nullptr) {
     return absl::InternalError("cannot start a gRPC server");

@@ -77,6 +77,12 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   using ServiceFactory =
       std::function<absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>>()>;
 
+  // The gRPC settings of every server the listener builds (limits, flow control,
+  // keepalive, memory quota). Public so that a benchmark can serve the same
+  // services on a plain gRPC port, without the guard, to measure what it costs.
+  static void ConfigureServer(const Options& options, grpc::ResourceQuota& quota,
+                              grpc::ServerBuilder& builder);
+
   // Binds the socket (UNAVAILABLE if the address is in use or not local) and
   // raises the soft RLIMIT_NOFILE. Nothing is accepted until Start.
   static absl::StatusOr<std::unique_ptr<Listener>> Bind(Options options);
