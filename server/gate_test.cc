@@ -2,10 +2,6 @@
 // the service descriptor is fronted by it, the blacklist boundary is exact,
 // dropped messages are never decrypted, senders are counted by source, and
 // neither a forger nor a replayer can get a real node blacklisted.
-#include <grpcpp/impl/codegen/proto_utils.h>
-#include <grpcpp/impl/client_unary_call.h>
-#include <grpcpp/impl/rpc_method.h>
-#include <grpcpp/support/sync_stream.h>
 
 #include <memory>
 #include <string>
@@ -42,31 +38,10 @@ std::string MethodPathOf(absl::string_view name) {
   return rpc::MethodPath(*rpc::AgentService().FindMethodByName(std::string(name)));
 }
 
-// One call of any Agent method with ready-made request bytes, unary or streaming.
 grpc::Status CallWithBytes(grpc::Channel* channel,
                            const google::protobuf::MethodDescriptor& method,
                            const std::string& bytes) {
-  const std::string path = rpc::MethodPath(method);
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer request(&slice, 1);
-  if (method.server_streaming()) {
-    std::unique_ptr<grpc::ClientReader<v1::Envelope>> reader(
-        grpc::internal::ClientReaderFactory<v1::Envelope>::Create(
-            channel,
-            grpc::internal::RpcMethod(path.c_str(),
-                                      grpc::internal::RpcMethod::SERVER_STREAMING),
-            &context, request));
-    v1::Envelope reply;
-    while (reader->Read(&reply)) {
-    }
-    return reader->Finish();
-  }
-  v1::Envelope reply;
-  return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, v1::Envelope>(
-      channel, grpc::internal::RpcMethod(path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC),
-      &context, request, &reply);
+  return omd::testing::CallAgentMethod(channel, method.name(), bytes);
 }
 
 grpc::Status CallWithEnvelope(grpc::Channel* channel,

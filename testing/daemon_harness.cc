@@ -3,6 +3,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/create_channel_posix.h>
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/impl/rpc_method.h>
+#include <grpcpp/support/sync_stream.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -24,6 +28,7 @@
 #include "config/node_config.h"
 #include "process/subprocess.h"
 #include "proto/health.grpc.pb.h"
+#include "rpc/agent_methods.h"
 
 extern char** environ;
 
@@ -69,7 +74,7 @@ absl::Status WriteNodeConf(const std::string& root, const NodeConfSpec& spec) {
 
 absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Options options) {
   std::unique_ptr<DaemonProcess> daemon(new DaemonProcess());
-  daemon->root_ = NewTempDir(options.node.node_name);
+  daemon->root_ = !options.root.empty() ? options.root : NewTempDir(options.node.node_name);
   if (daemon->root_.empty()) return Errno("mkdtemp");
   absl::Status written = WriteNodeConf(daemon->root_, options.node);
   if (!written.ok()) return written;
@@ -190,6 +195,33 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
   // gRPC wants a non-blocking descriptor.
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   return grpc::CreateInsecureChannelFromFd(target, fd);
+}
+
+grpc::Status CallAgentMethod(grpc::Channel* channel, const std::string& method_name,
+                             const std::string& request_bytes) {
+  const google::protobuf::MethodDescriptor* method =
+      rpc::AgentService().FindMethodByName(method_name);
+  if (method == nullptr) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, method_name);
+  const std::string path = rpc::MethodPath(*method);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  if (method->server_streaming()) {
+    std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+        grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+            channel,
+            grpc::internal::RpcMethod(path.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING),
+            &context, request));
+    grpc::ByteBuffer reply;
+    while (reader->Read(&reply)) {
+    }
+    return reader->Finish();
+  }
+  grpc::ByteBuffer reply;
+  return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+      channel, grpc::internal::RpcMethod(path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC),
+      &context, request, &reply);
 }
 
 absl::StatusOr<bool> IsServing(const std::string& target, const std::string& service) {

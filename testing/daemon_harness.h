@@ -54,6 +54,9 @@ class DaemonProcess {
   struct Options {
     NodeConfSpec node;
     std::vector<std::string> extra_flags;  // passed to omd
+    // A root to start in (e.g. a stopped daemon's, to restart it); empty: a new
+    // temporary one. Its node.conf is written from `node` either way.
+    std::string root;
     absl::Duration start_timeout = absl::Seconds(20);
   };
 
@@ -90,6 +93,11 @@ OmResult RunOm(const std::string& root, const std::vector<std::string>& args);
 // A channel to `target` whose connection leaves from `source_ip`, e.g. 127.0.0.3.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
     const std::string& source_ip, const std::string& target);
+
+// One call of an Agent method (unary or server streaming: the stream is read to
+// its end) with ready-made request bytes, e.g. a serialized Envelope, or garbage.
+grpc::Status CallAgentMethod(grpc::Channel* channel, const std::string& method_name,
+                             const std::string& request_bytes);
 
 // grpc.health.v1 Check of `service` ("" for the whole server).
 absl::StatusOr<bool> IsServing(const std::string& target, const std::string& service = "");

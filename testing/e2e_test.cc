@@ -1,5 +1,6 @@
 // End to end: real omd processes on loopback addresses, driven by the real om
 // binary, as a user would.
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <string>
@@ -14,7 +15,9 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
+#include "crypto/envelope.h"
 #include "proto/omd.pb.h"
+#include "rpc/agent_methods.h"
 #include "testing/daemon_harness.h"
 #include "testing/reflection.grpc.pb.h"
 
@@ -375,6 +378,73 @@ TEST(MultiNodeTest, PeersOnTheirOwnAddressesServeEachOther) {
     EXPECT_THAT(misdirected.stderr_text, HasSubstr("envelope for another node"));
   }
   for (auto& node : nodes) EXPECT_TRUE(node->Stop().ok());
+}
+
+// om given only a peer's address learns which node it is (Identify), binds its
+// request to that node, and says which node answered.
+TEST(MultiNodeTest, OmWithServerAloneLearnsAndShowsTheNode) {
+  std::vector<std::unique_ptr<DaemonProcess>> nodes;
+  for (const char* name : {"node1", "node2"}) {
+    DaemonProcess::Options options;
+    options.node.node_name = name;
+    options.node.cluster_nodes = {"node1", "node2"};
+    options.node.listen_address = std::string(name) == "node1" ? "127.0.0.1" : "127.0.0.2";
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    nodes.push_back(*std::move(daemon));
+  }
+  OmResult json = RunOm(nodes[0]->root(), {"--server", nodes[1]->address(), "daemon",
+                                           "blacklist", "status", "--output", "json"});
+  EXPECT_EQ(json.exit_code, 0) << json.stderr_text;
+  EXPECT_EQ(json.stdout_text, "{\"data\": {}, \"node\": \"node2\", \"status\": 0}\n");
+  OmResult human =
+      RunOm(nodes[0]->root(), {"--server", nodes[1]->address(), "daemon", "blacklist", "clear"});
+  EXPECT_EQ(human.exit_code, 0) << human.stderr_text;
+  EXPECT_EQ(human.stdout_text, "node2: Blacklist cleared (0 senders).\n");
+  for (auto& node : nodes) EXPECT_TRUE(node->Stop().ok());
+}
+
+// A request accepted before a restart of omd, clean or not, is still a replay
+// after it: the replay guard's journal outlives the process.
+TEST(ReplayAcrossRestartsTest, ARestartDoesNotReopenTheWindow) {
+  DaemonProcess::Options options;
+  options.node.cluster_nodes = {"node1", "node2"};
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  options.root = (*daemon)->root();
+  crypto::EnvelopeOptions node2;
+  node2.cluster = "test";
+  node2.nodename = "node2";
+  node2.secrets = {{1, kTestSecret}};
+  crypto::EnvelopeCodec codec(node2);
+  for (const bool clean : {true, false}) {
+    SCOPED_TRACE(clean ? "SIGTERM" : "SIGKILL");
+    const std::string request =
+        codec
+            .Seal(crypto::Direction::kRequest,
+                  rpc::MethodPath(*rpc::AgentService().FindMethodByName("BlacklistStatus")),
+                  "node1", crypto::EnvelopeCodec::NewSalt(), "")
+            .value()
+            .SerializeAsString();
+    auto send = [&] {
+      return CallAgentMethod(ChannelFromSource("127.0.0.2", (*daemon)->address()).value().get(),
+                             "BlacklistStatus", request);
+    };
+    ASSERT_TRUE(send().ok());
+    if (clean) {
+      ASSERT_TRUE((*daemon)->Stop().ok());
+    } else {
+      kill((*daemon)->pid(), SIGKILL);
+      (*daemon)->Stop().IgnoreError();  // reaps it
+    }
+    daemon = DaemonProcess::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    grpc::Status replay = send();
+    EXPECT_EQ(replay.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(replay.error_message(), "replayed request");
+  }
+  EXPECT_THAT((*daemon)->Log(), Not(HasSubstr("refusing requests sent before")));
+  EXPECT_TRUE((*daemon)->Stop().ok());
 }
 
 // A rotation in progress: the daemon seals with generation 2 and still opens
