@@ -3,28 +3,24 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "net/http2_frame.h"
 
 namespace omd::net {
 namespace {
 
-constexpr absl::string_view kClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-enum FrameType : uint8_t {
-  kData = 0,
-  kHeaders = 1,
-  kPriority = 2,
-  kRstStream = 3,
-  kSettings = 4,
-  kPushPromise = 5,
-  kPing = 6,
-  kGoaway = 7,
-  kWindowUpdate = 8,
-  kContinuation = 9,
-};
-
-constexpr uint8_t kEndStream = 0x1;
-constexpr uint8_t kAck = 0x1;
-constexpr uint8_t kEndHeaders = 0x4;
+using http2::kClientPreface;
+using http2::kContinuation;
+using http2::kData;
+using http2::kGoaway;
+using http2::kHeaders;
+using http2::kPing;
+using http2::kPushPromise;
+using http2::kRstStream;
+using http2::kSettings;
+using http2::kWindowUpdate;
+constexpr uint8_t kEndStream = http2::kFlagEndStream;
+constexpr uint8_t kAck = http2::kFlagAck;
+constexpr uint8_t kEndHeaders = http2::kFlagEndHeaders;
 
 absl::Status Abuse(absl::string_view what) { return absl::ResourceExhaustedError(what); }
 absl::Status ProtocolError(absl::string_view what) {

@@ -25,11 +25,14 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "posix/unique_fd.h"
 
 extern char** environ;
 
 namespace omd::process {
 namespace {
+
+using posix::UniqueFd;
 
 // How long a timed-out group has between SIGTERM and SIGKILL.
 constexpr absl::Duration kKillGrace = absl::Seconds(2);
@@ -52,34 +55,6 @@ absl::Status ErrnoStatus(absl::string_view what, int error_number) {
       absl::StrFormat("%s: %s", what, ErrorText(error_number)));
 }
 
-// Owns a file descriptor.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { Reset(); }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = other.fd_;
-      other.fd_ = -1;
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  bool is_open() const { return fd_ >= 0; }
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // A daemon that closed its standard streams gets 0, 1 or 2 from pipe2; the
 // child's dup2 onto those numbers would then clobber one pipe with another.
@@ -113,7 +88,7 @@ class SpawnFileActions {
   SpawnFileActions& operator=(const SpawnFileActions&) = delete;
 
   bool initialized() const { return initialized_; }
-  posix_spawn_file_actions_t* get() { return &actions_; }
+  posix_spawn_file_actions_t* native() { return &actions_; }
 
  private:
   posix_spawn_file_actions_t actions_;
@@ -130,7 +105,7 @@ class SpawnAttributes {
   SpawnAttributes& operator=(const SpawnAttributes&) = delete;
 
   bool initialized() const { return initialized_; }
-  posix_spawnattr_t* get() { return &attributes_; }
+  posix_spawnattr_t* native() { return &attributes_; }
 
  private:
   posix_spawnattr_t attributes_;
@@ -152,21 +127,21 @@ absl::Status ConfigureFileActions(const ProcessOptions& options,
   }
   absl::Status status = SpawnCallStatus(
       "posix_spawn_file_actions_addopen",
-      posix_spawn_file_actions_addopen(actions.get(), STDIN_FILENO, "/dev/null",
+      posix_spawn_file_actions_addopen(actions.native(), STDIN_FILENO, "/dev/null",
                                        O_RDONLY, 0));
   if (!status.ok()) return status;
   status = SpawnCallStatus("posix_spawn_file_actions_adddup2",
                            posix_spawn_file_actions_adddup2(
-                               actions.get(), stdout_write.get(), STDOUT_FILENO));
+                               actions.native(), stdout_write.get(), STDOUT_FILENO));
   if (!status.ok()) return status;
   status = SpawnCallStatus("posix_spawn_file_actions_adddup2",
                            posix_spawn_file_actions_adddup2(
-                               actions.get(), stderr_write.get(), STDERR_FILENO));
+                               actions.native(), stderr_write.get(), STDERR_FILENO));
   if (!status.ok()) return status;
   if (!options.working_directory.empty()) {
     status = SpawnCallStatus(
         "posix_spawn_file_actions_addchdir_np",
-        posix_spawn_file_actions_addchdir_np(actions.get(),
+        posix_spawn_file_actions_addchdir_np(actions.native(),
                                              options.working_directory.c_str()));
   }
   return status;
@@ -181,17 +156,17 @@ absl::Status ConfigureAttributes(SpawnAttributes& attributes) {
   // inherit the daemon's blocked or ignored signals (SIGPIPE above all).
   absl::Status status = SpawnCallStatus(
       "posix_spawnattr_setflags",
-      posix_spawnattr_setflags(attributes.get(), POSIX_SPAWN_SETPGROUP |
+      posix_spawnattr_setflags(attributes.native(), POSIX_SPAWN_SETPGROUP |
                                                      POSIX_SPAWN_SETSIGMASK |
                                                      POSIX_SPAWN_SETSIGDEF));
   if (!status.ok()) return status;
   status = SpawnCallStatus("posix_spawnattr_setpgroup",
-                           posix_spawnattr_setpgroup(attributes.get(), 0));
+                           posix_spawnattr_setpgroup(attributes.native(), 0));
   if (!status.ok()) return status;
   sigset_t empty_mask;
   sigemptyset(&empty_mask);
   status = SpawnCallStatus("posix_spawnattr_setsigmask",
-                           posix_spawnattr_setsigmask(attributes.get(), &empty_mask));
+                           posix_spawnattr_setsigmask(attributes.native(), &empty_mask));
   if (!status.ok()) return status;
   sigset_t default_signals;
   sigemptyset(&default_signals);
@@ -201,7 +176,7 @@ absl::Status ConfigureAttributes(SpawnAttributes& attributes) {
   }
   return SpawnCallStatus(
       "posix_spawnattr_setsigdefault",
-      posix_spawnattr_setsigdefault(attributes.get(), &default_signals));
+      posix_spawnattr_setsigdefault(attributes.native(), &default_signals));
 }
 
 // One of the child's output streams, read until it closes.
@@ -330,8 +305,8 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
 
   const absl::Time deadline = absl::Now() + options.timeout;
   pid_t pid = 0;
-  int spawn_error = posix_spawnp(&pid, argv_pointers[0], actions.get(),
-                                 attributes.get(), argv_pointers.data(), environ);
+  int spawn_error = posix_spawnp(&pid, argv_pointers[0], actions.native(),
+                                 attributes.native(), argv_pointers.data(), environ);
   if (spawn_error == ENOENT) {
     return absl::NotFoundError(
         absl::StrFormat("program not found: %s", options.argv[0]));

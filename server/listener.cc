@@ -7,13 +7,13 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "log/log.h"
 #include "net/listen_socket.h"
+#include "posix/memory.h"
 #include "proto/health.grpc.pb.h"
 #include "rpc/peer.h"
 
@@ -24,16 +24,6 @@ namespace {
 constexpr double kShedAbove = 0.90;
 constexpr double kShedUntilBelow = 0.75;
 constexpr absl::Duration kMemoryCheckInterval = absl::Seconds(1);
-
-size_t ResidentBytes() {
-  FILE* statm = std::fopen("/proc/self/statm", "r");
-  if (statm == nullptr) return 0;
-  unsigned long size = 0, resident = 0;
-  const int read = std::fscanf(statm, "%lu %lu", &size, &resident);
-  std::fclose(statm);
-  if (read != 2) return 0;
-  return static_cast<size_t>(resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-}
 
 bool HealthCheck(const std::string& target, absl::Duration timeout) {
   grpc::ChannelArguments arguments;
@@ -193,7 +183,7 @@ void Listener::Rebuild() {
 }
 
 void Listener::CheckMemory() {
-  const size_t resident = ResidentBytes();
+  const size_t resident = posix::ResidentBytes();
   const double budget = static_cast<double>(options_.memory_budget_bytes);
   if (!shedding_.load() && resident > kShedAbove * budget) {
     shedding_.store(true);
@@ -205,9 +195,9 @@ void Listener::CheckMemory() {
             options_.memory_budget_bytes >> 20);
   } else if (shedding_.load()) {
     malloc_trim(0);  // freed connections' memory goes back to the system
-    if (ResidentBytes() < kShedUntilBelow * budget) {
+    if (posix::ResidentBytes() < kShedUntilBelow * budget) {
       shedding_.store(false);
-      OMD_LOG(INFO, "memory back to %d MiB: outsiders accepted again", ResidentBytes() >> 20);
+      OMD_LOG(INFO, "memory back to %d MiB: outsiders accepted again", posix::ResidentBytes() >> 20);
     }
   }
 }

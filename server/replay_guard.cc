@@ -21,6 +21,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "log/log.h"
+#include "posix/unique_fd.h"
 
 #ifndef ABSL_IS_LITTLE_ENDIAN
 #error "the journal is little-endian and is read and written with native stores"
@@ -90,31 +91,7 @@ constexpr char kShrunkRefusal[] =
 #define OMD_CHECK_OFFSET(type, field, offset) \
   static_assert(offsetof(type, field) == (offset), #type "::" #field)
 
-// Release what Create acquired if it fails half-way.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Close();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { Close(); }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int Release() { return std::exchange(fd_, -1); }
-
- private:
-  void Close() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-  int fd_;
-};
-
+// A shared mapping of the journal, unmapped when it goes.
 class Mapping {
  public:
   Mapping() = default;
@@ -131,9 +108,8 @@ class Mapping {
     return *this;
   }
   ~Mapping() { Unmap(); }
-  char* get() const { return static_cast<char*>(address_); }
+  char* address() const { return static_cast<char*>(address_); }
   size_t bytes() const { return bytes_; }
-  bool valid() const { return address_ != nullptr; }
   void* Release() {
     bytes_ = 0;
     return std::exchange(address_, nullptr);
@@ -201,8 +177,8 @@ uint32_t RetentionSeconds(absl::Duration retention) {
 
 // The 16 bytes of the boot id's UUID text.
 absl::StatusOr<std::array<uint8_t, kBootIdBytes>> ReadBootId(const std::string& path) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  posix::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.is_open()) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
   char text[64];
   const ssize_t n = read(fd.get(), text, sizeof(text));
   if (n < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
@@ -266,8 +242,8 @@ absl::Status SyncDirectoryOf(const std::string& path) {
   const size_t slash = path.rfind('/');
   const std::string directory =
       slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  Fd fd(open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid() || fsync(fd.get()) != 0) return Errno("cannot sync directory", directory);
+  posix::UniqueFd fd(open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.is_open() || fsync(fd.get()) != 0) return Errno("cannot sync directory", directory);
   return absl::OkStatus();
 }
 
@@ -341,10 +317,10 @@ absl::StatusOr<std::unique_ptr<ReplayGuard>> ReplayGuard::Create(Options options
   };
 
   // The old journal, if there is one. Its lock keeps a second omd from sharing it.
-  Fd old_fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  posix::UniqueFd old_fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   Mapping old;
   std::string corruption;
-  if (!old_fd.valid()) {
+  if (!old_fd.is_open()) {
     if (errno != ENOENT) return Errno("cannot open", path);
   } else {
     if (flock(old_fd.get(), LOCK_EX | LOCK_NB) != 0) {
@@ -367,13 +343,13 @@ absl::StatusOr<std::unique_ptr<ReplayGuard>> ReplayGuard::Create(Options options
       absl::StatusOr<Mapping> mapped = Map(old_fd.get(), file_bytes, PROT_READ);
       if (!mapped.ok()) return mapped.status();
       old = *std::move(mapped);
-      corruption = CheckHeader(old.get(), file_bytes, kHeaderBytes, sizeof(Slot));
+      corruption = CheckHeader(old.address(), file_bytes, kHeaderBytes, sizeof(Slot));
     }
   }
   const Header* old_header = nullptr;
-  if (old_fd.valid() && corruption.empty()) {
-    old_header = reinterpret_cast<const Header*>(old.get());
-  } else if (old_fd.valid()) {
+  if (old_fd.is_open() && corruption.empty()) {
+    old_header = reinterpret_cast<const Header*>(old.address());
+  } else if (old_fd.is_open()) {
     old = Mapping();
     // A link, not a rename: `path` must go on existing until the new journal
     // replaces it, or a crash in between would leave no journal, and no floor.
@@ -427,8 +403,8 @@ absl::StatusOr<std::unique_ptr<ReplayGuard>> ReplayGuard::Create(Options options
 
   // The new journal is written beside the old one and renamed over it, so that a
   // crash now leaves one or the other, whole.
-  Fd fd(open(new_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Errno("cannot create", new_path);
+  posix::UniqueFd fd(open(new_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.is_open()) return Errno("cannot create", new_path);
   absl::Cleanup remove_new = [&new_path] { unlink(new_path.c_str()); };
   if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     std::move(remove_new).Cancel();  // another process's
@@ -447,8 +423,8 @@ absl::StatusOr<std::unique_ptr<ReplayGuard>> ReplayGuard::Create(Options options
   }
   absl::StatusOr<Mapping> mapping = Map(fd.get(), mapping_bytes, PROT_READ | PROT_WRITE);
   if (!mapping.ok()) return mapping.status();
-  Header* header = reinterpret_cast<Header*>(mapping->get());
-  Slot* slots = reinterpret_cast<Slot*>(mapping->get() + kHeaderBytes);
+  Header* header = reinterpret_cast<Header*>(mapping->address());
+  Slot* slots = reinterpret_cast<Slot*>(mapping->address() + kHeaderBytes);
   std::memcpy(header->magic, kMagic, sizeof(kMagic));
   header->format_version = kFormatVersion;
   header->slot_bytes = sizeof(Slot);
@@ -463,7 +439,7 @@ absl::StatusOr<std::unique_ptr<ReplayGuard>> ReplayGuard::Create(Options options
     // Newest first, into the new ring's last slots (newest last), so that the held
     // ids end just before slot 0, where the next one goes. Newest first also
     // means that if they do not all fit, the ones dropped are the oldest.
-    const Slot* old_slots = reinterpret_cast<const Slot*>(old.get() + kHeaderBytes);
+    const Slot* old_slots = reinterpret_cast<const Slot*>(old.address() + kHeaderBytes);
     const size_t old_count = old_header->slot_count;
     const int64_t now_seconds = absl::ToUnixSeconds(now);
     // A longer retention than the expiries were computed with (a larger clock
@@ -516,7 +492,7 @@ absl::StatusOr<std::unique_ptr<ReplayGuard>> ReplayGuard::Create(Options options
     header->floor_unix_millis = UnixMillisRoundedUp(*reloaded.floor);
   }
 
-  if (msync(mapping->get(), mapping_bytes, MS_SYNC) != 0 || fsync(fd.get()) != 0) {
+  if (msync(mapping->address(), mapping_bytes, MS_SYNC) != 0 || fsync(fd.get()) != 0) {
     return Errno("cannot sync", new_path);
   }
   if (rename(new_path.c_str(), path.c_str()) != 0) return Errno("cannot rename", new_path);
@@ -645,7 +621,7 @@ absl::Status ReplayGuard::Sync() {
   return absl::OkStatus();
 }
 
-size_t ReplayGuard::size() const {
+size_t ReplayGuard::held() const {
   sync::MutexLock lock(&mutex_);
   return held_.size();
 }

@@ -116,7 +116,7 @@ class ReplayGuard {
   absl::Status Sync();
 
   // Ids held.
-  size_t size() const;
+  size_t held() const;
   size_t capacity() const { return options_.capacity; }
 
   // Set when the journal could not vouch for every id accepted before this start:

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
+#include "posix/memory.h"
 #include "server/replay_guard.h"
 
 namespace omd::server {
@@ -37,16 +38,6 @@ uint64_t SplitMix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Resident bytes of this process.
-size_t ResidentBytes() {
-  FILE* statm = std::fopen("/proc/self/statm", "r");
-  if (statm == nullptr) return 0;
-  unsigned long pages = 0, resident = 0;
-  const int read = std::fscanf(statm, "%lu %lu", &pages, &resident);
-  std::fclose(statm);
-  return read == 2 ? resident * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
-}
-
 class SteadyState {
  public:
   explicit SteadyState(bool journaled) {
@@ -62,14 +53,14 @@ class SteadyState {
       options.journal_path = directory_ + "/replay.journal";
     }
     options_ = options;
-    const size_t resident_before = ResidentBytes();
+    const size_t resident_before = posix::ResidentBytes();
     guard_ = ReplayGuard::Create(options).value();
     // One retention and a second: the oldest ids are being dropped.
     for (size_t i = 0; i < kHeld + kIdsPerSecond; ++i) {
       if (!AdmitNew().ok()) std::abort();
     }
     resident_bytes_per_id_ =
-        static_cast<double>(ResidentBytes() - resident_before) / guard_->size();
+        static_cast<double>(posix::ResidentBytes() - resident_before) / guard_->held();
   }
 
   ~SteadyState() {
@@ -144,7 +135,7 @@ void BM_AdmitFresh(benchmark::State& state) {
       break;
     }
   }
-  state.counters["held"] = static_cast<double>(steady.guard().size());
+  state.counters["held"] = static_cast<double>(steady.guard().held());
   state.counters["resident_B_per_id"] = steady.resident_bytes_per_id();
 }
 BENCHMARK(BM_AdmitFresh)->ArgName("journal")->Arg(0)->Arg(1);
@@ -208,7 +199,7 @@ BENCHMARK(BM_SyncAfterASecond)->Unit(benchmark::kMicrosecond);
 void BM_RestartWithAJournal(benchmark::State& state) {
   SteadyState& steady = Shared(true);
   for (auto _ : state) steady.Restart();
-  state.counters["held"] = static_cast<double>(steady.guard().size());
+  state.counters["held"] = static_cast<double>(steady.guard().held());
 }
 BENCHMARK(BM_RestartWithAJournal)->Unit(benchmark::kMillisecond)->Iterations(3);
 

@@ -184,7 +184,7 @@ TEST_P(ReplayGuardTest, AcceptsAnIdOnceWhateverItsSentAt) {
   // From another sender too.
   EXPECT_EQ(guard->Admit(Id(2), "node2", kStart, 3).code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(guard->size(), 2u);
+  EXPECT_EQ(guard->held(), 2u);
   EXPECT_EQ(guard->floor(), std::nullopt);
 }
 
@@ -196,13 +196,13 @@ TEST_P(ReplayGuardTest, ForgetsAnIdOnceTheRetentionHasPassed) {
   // Held for the whole retention (120 s by default)...
   clock_.Advance(absl::Seconds(120));
   EXPECT_EQ(Admit(*guard, 1).code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(guard->size(), 1u);
+  EXPECT_EQ(guard->held(), 1u);
   // ... and at most one second more (expiries are whole seconds, rounded up).
   clock_.Advance(absl::Seconds(1));
   EXPECT_TRUE(Admit(*guard, 2).ok());
-  EXPECT_EQ(guard->size(), 1u);
+  EXPECT_EQ(guard->held(), 1u);
   EXPECT_TRUE(Admit(*guard, 1).ok());
-  EXPECT_EQ(guard->size(), 2u);
+  EXPECT_EQ(guard->held(), 2u);
 }
 
 TEST_P(ReplayGuardTest, EnforcesEachSendersShare) {
@@ -224,12 +224,12 @@ TEST_P(ReplayGuardTest, EnforcesEachSendersShare) {
   EXPECT_EQ(Admit(*guard, 1, "node1", 4).ToString(), kReplayed);
   // The share follows the number of members the caller passes.
   EXPECT_TRUE(Admit(*guard, 3, "node1", 2).ok());
-  EXPECT_EQ(guard->size(), 6u);
+  EXPECT_EQ(guard->held(), 6u);
   // And frees up as ids expire.
   clock_.Advance(absl::Seconds(121));
   EXPECT_TRUE(Admit(*guard, 8, "node1", 4).ok());
   EXPECT_TRUE(Admit(*guard, 9, "node1", 4).ok());
-  EXPECT_EQ(guard->size(), 2u);
+  EXPECT_EQ(guard->held(), 2u);
 }
 
 TEST_P(ReplayGuardTest, RefusesWhenFullWithoutEvicting) {
@@ -247,7 +247,7 @@ TEST_P(ReplayGuardTest, RefusesWhenFullWithoutEvicting) {
   for (uint64_t id = 0; id < 4; ++id) {
     EXPECT_EQ(Admit(*guard, id, "node9", 1).ToString(), kReplayed) << id;
   }
-  EXPECT_EQ(guard->size(), 4u);
+  EXPECT_EQ(guard->held(), 4u);
   // The oldest (accepted at kStart, now kStart + 4 s) expires first, and makes room
   // for one.
   clock_.Advance(absl::Seconds(116));
@@ -264,7 +264,7 @@ TEST_P(ReplayGuardTest, RefusesBadArguments) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(guard->Admit(Id(1), "node1", kStart, 0).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(guard->size(), 0u);
+  EXPECT_EQ(guard->held(), 0u);
   EXPECT_EQ(ReplayGuard::Create(Options(0, GetParam())).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -294,7 +294,7 @@ TEST_P(ReplayGuardTest, WrapsAroundTheRing) {
     EXPECT_EQ(guard->floor(), std::nullopt) << guard->floor_reason();
     EXPECT_EQ(Admit(*guard, 'g').code(), absl::StatusCode::kResourceExhausted);
   }
-  EXPECT_EQ(guard->size(), 4u);
+  EXPECT_EQ(guard->held(), 4u);
   for (uint64_t id : {'c', 'd', 'e', 'f'}) {
     EXPECT_EQ(Admit(*guard, id).ToString(), kReplayed) << id;
   }
@@ -307,9 +307,9 @@ TEST_P(ReplayGuardTest, WrapsAroundTheRing) {
     EXPECT_EQ(Admit(*guard, id).ToString(), kReplayed) << id;
   }
   clock_.Advance(absl::Seconds(5));
-  EXPECT_EQ(guard->size(), 4u);  // dropped lazily, by the next Admit
+  EXPECT_EQ(guard->held(), 4u);  // dropped lazily, by the next Admit
   ASSERT_TRUE(Admit(*guard, 'i').ok());
-  EXPECT_EQ(guard->size(), 3u);
+  EXPECT_EQ(guard->held(), 3u);
   for (uint64_t id : {'g', 'h', 'i'}) {
     EXPECT_EQ(Admit(*guard, id).ToString(), kReplayed) << id;
   }
@@ -348,7 +348,7 @@ TEST_P(ReplayGuardTest, ConcurrentAdmitsAcceptEachIdOnce) {
   syncer.join();
   EXPECT_EQ(own_wins.load(), kThreads * kIds);
   for (int i = 0; i < kIds; ++i) EXPECT_EQ(shared_wins[i].load(), 1) << i;
-  EXPECT_EQ(guard->size(), size_t{kThreads * kIds + kIds});
+  EXPECT_EQ(guard->held(), size_t{kThreads * kIds + kIds});
 }
 
 // What only a journal does.
@@ -374,7 +374,7 @@ TEST_F(JournalTest, RestartReloadsTheIdsNotExpired) {
   guard = Create();
   ASSERT_NE(guard, nullptr);
   EXPECT_EQ(guard->floor(), std::nullopt) << guard->floor_reason();
-  EXPECT_EQ(guard->size(), 1u);
+  EXPECT_EQ(guard->held(), 1u);
   EXPECT_EQ(Admit(*guard, 2).ToString(), kReplayed);
   EXPECT_TRUE(Admit(*guard, 1).ok());
 }
@@ -408,7 +408,7 @@ TEST_F(JournalTest, ProcessCrashKeepsTheIdsWithoutAFloor) {
   std::unique_ptr<ReplayGuard> guard = Create();
   ASSERT_NE(guard, nullptr);
   EXPECT_EQ(guard->floor(), std::nullopt) << guard->floor_reason();
-  EXPECT_EQ(guard->size(), 100u);
+  EXPECT_EQ(guard->held(), 100u);
   for (uint64_t id = 0; id < 100; ++id) {
     EXPECT_EQ(Admit(*guard, id).ToString(), kReplayed) << id;
   }
@@ -531,7 +531,7 @@ TEST_F(JournalTest, CorruptJournalIsMovedAsideBehindAFloor) {
     EXPECT_EQ(ReadFile(journal_path_ + ".corrupt"), *spoiled);
     EXPECT_EQ(guard->floor(), clock_.Now() + absl::Seconds(61));
     EXPECT_THAT(guard->floor_reason(), HasSubstr("corrupt"));
-    EXPECT_EQ(guard->size(), 0u);
+    EXPECT_EQ(guard->held(), 0u);
     EXPECT_EQ(guard->Admit(Id(2), "node1", clock_.Now(), 1).ToString(),
               kBelowTheFloor);
     const absl::Time floor = *guard->floor();
@@ -602,7 +602,7 @@ TEST_F(JournalTest, SmallerCapacityKeepsTheNewestIdsBehindAFloor) {
   guard.reset();
   guard = Create(4);
   ASSERT_NE(guard, nullptr);
-  EXPECT_EQ(guard->size(), 4u);
+  EXPECT_EQ(guard->held(), 4u);
   // Id 1, accepted at kStart + 1 s, was dropped: anything sent before 61 s is
   // refused.
   const absl::Time floor = kStart + absl::Seconds(61);
@@ -619,7 +619,7 @@ TEST_F(JournalTest, SmallerCapacityKeepsTheNewestIdsBehindAFloor) {
   guard = Create(16);
   ASSERT_NE(guard, nullptr);
   EXPECT_EQ(guard->floor(), floor);
-  EXPECT_EQ(guard->size(), 4u);
+  EXPECT_EQ(guard->held(), 4u);
   for (uint64_t id = 2; id < 6; ++id) {
     EXPECT_EQ(Admit(*guard, id).ToString(), kReplayed) << id;
   }

@@ -38,44 +38,40 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "net/http2_frame.h"
 
 namespace omd::testing {
 
 // The pieces of RFC 9113 the attacks use, public so that tests can check them.
 namespace http2 {
 
-inline constexpr absl::string_view kClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-inline constexpr size_t kFrameHeaderBytes = 9;
-// The smallest SETTINGS_MAX_FRAME_SIZE a peer may announce, and the default.
-inline constexpr uint32_t kDefaultMaxFrameSize = 16384;
-inline constexpr int64_t kDefaultWindow = 65535;
-
-enum FrameType : uint8_t {
-  kData = 0x0,
-  kHeaders = 0x1,
-  kPriority = 0x2,
-  kRstStream = 0x3,
-  kSettings = 0x4,
-  kPushPromise = 0x5,
-  kPing = 0x6,
-  kGoaway = 0x7,
-  kWindowUpdate = 0x8,
-  kContinuation = 0x9,
-};
-
-inline constexpr uint8_t kFlagEndStream = 0x1;   // DATA, HEADERS
-inline constexpr uint8_t kFlagAck = 0x1;         // SETTINGS, PING
-inline constexpr uint8_t kFlagEndHeaders = 0x4;  // HEADERS, CONTINUATION
-
-inline constexpr uint16_t kSettingsHeaderTableSize = 0x1;
-inline constexpr uint16_t kSettingsMaxConcurrentStreams = 0x3;
-inline constexpr uint16_t kSettingsInitialWindowSize = 0x4;
-inline constexpr uint16_t kSettingsMaxFrameSize = 0x5;
-inline constexpr uint16_t kSettingsMaxHeaderListSize = 0x6;
-
-inline constexpr uint32_t kErrorProtocol = 0x1;
-inline constexpr uint32_t kErrorCancel = 0x8;
-inline constexpr uint32_t kErrorEnhanceYourCalm = 0xb;
+// The constants are the connection guard's own (net/http2_frame.h).
+using ::omd::net::http2::kClientPreface;
+using ::omd::net::http2::kFrameHeaderBytes;
+using ::omd::net::http2::kDefaultMaxFrameSize;
+using ::omd::net::http2::kDefaultWindow;
+using ::omd::net::http2::FrameType;
+using ::omd::net::http2::kData;
+using ::omd::net::http2::kHeaders;
+using ::omd::net::http2::kPriority;
+using ::omd::net::http2::kRstStream;
+using ::omd::net::http2::kSettings;
+using ::omd::net::http2::kPushPromise;
+using ::omd::net::http2::kPing;
+using ::omd::net::http2::kGoaway;
+using ::omd::net::http2::kWindowUpdate;
+using ::omd::net::http2::kContinuation;
+using ::omd::net::http2::kFlagEndStream;
+using ::omd::net::http2::kFlagAck;
+using ::omd::net::http2::kFlagEndHeaders;
+using ::omd::net::http2::kSettingsHeaderTableSize;
+using ::omd::net::http2::kSettingsMaxConcurrentStreams;
+using ::omd::net::http2::kSettingsInitialWindowSize;
+using ::omd::net::http2::kSettingsMaxFrameSize;
+using ::omd::net::http2::kSettingsMaxHeaderListSize;
+using ::omd::net::http2::kErrorProtocol;
+using ::omd::net::http2::kErrorCancel;
+using ::omd::net::http2::kErrorEnhanceYourCalm;
 
 // Appends a frame: the 9-byte header (24-bit length, type, flags, 31-bit stream
 // id) and the payload.
