@@ -325,9 +325,9 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
     every request_id it admits for 2 x clock_skew, section 4.4). With
     `own_nodename`, a request for another node is refused; with `trusted_nodenames`
     (the daemon's cluster.nodes), a request from a non-member. With
-    `enforce_access`, the method's `(omd.v1.access)` applies as the gate does: a
-    valid node name (step 3), membership only unless `non_members`, and a non-empty
-    recipient unless `any_recipient` (step 4). Without it an empty recipient is
+    `enforce_access`, the method's `(omd.v1.access)` applies as section 4 reads: a
+    valid node name (step 3, read as applying to every method), membership only
+    unless `non_members`, and a non-empty recipient unless `any_recipient` (step 4). Without it an empty recipient is
     accepted, so that the vectors open as section 9 says.
 
     For a reply it applies section 5: the recipient is `own_nodename` (required),

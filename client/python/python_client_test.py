@@ -577,7 +577,10 @@ class AccessOptionTest(unittest.TestCase):
                 with self.assertRaisesRegex(ValueError, "needs a recipient"):
                     omd_envelope.check_recipient(method, "")
 
-    def test_open_envelope_enforces_access_as_the_gate_does(self):
+    def test_open_envelope_enforces_access_as_section_4_reads(self):
+        # Steps 3 and 4 as PROTOCOL.md reads: a valid name always, membership unless
+        # non_members, a recipient unless any_recipient. (The daemon was seen to
+        # admit invalid names such as "..x" on Identify: step 3 is ambiguous there.)
         def request(method, nodename="node2", recipient="node1"):
             return omd_envelope.seal(
                 secret=SECRET, key_generation=1, cluster="test", nodename=nodename,
