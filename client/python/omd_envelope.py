@@ -6,11 +6,16 @@ independent implementation of the protocol:
 - `derive_key`, `associated_data` and `encode_plaintext`: sections 3.2 to 3.4;
 - `seal`: a whole envelope, request or reply (section 3), every random input
   injectable so that the test vectors of section 9 can be reproduced;
-- `open_envelope`: the reverse, with the checks of section 4 (step 3) for requests
-  and of section 5 for replies;
+- `open_envelope`: the reverse, with the checks of section 4 (steps 3 to 5, and
+  step 7's clock; not the replay guard, which needs state) for requests and of
+  section 5 for replies;
+- `method_info`: a method as its descriptor describes it: the types of its
+  `(omd.v1.carries)` option and the rights of its `(omd.v1.access)` option;
 - `AgentClient`: calls an `omd.v1.Agent` method by name over gRPC, sealing the typed
-  request and opening and checking the typed reply. The types come from the method's
-  `(omd.v1.carries)` option in the descriptor.
+  request and opening and checking the typed reply. A client that knows the daemon
+  only by its address calls `Identify` first (empty recipient, section 6.1), binds
+  every later request to the node that answered, and refuses a reply from any
+  other node (section 5, check 4).
 
 The protobuf classes are generated from proto/omd.proto at first use (see
 `omd_pb2()`); no generated code is kept in the repository.
@@ -20,6 +25,7 @@ import dataclasses
 import hmac
 import importlib
 import os
+import re
 import secrets as _secrets
 import struct
 import subprocess
@@ -48,9 +54,13 @@ REQUEST = 1
 REPLY = 2
 _DIRECTIONS = {"request": REQUEST, "reply": REPLY}
 
-# Section 4, step 3: the daemon's default clock skew, which this module also uses
-# for replies (the document gives the client no window of its own).
+# Section 4, step 7: the daemon's default clock skew; section 5, check 5: a client's
+# own window, by default the same.
 DEFAULT_CLOCK_SKEW_MS = 60_000
+
+# Section 4, step 3: a valid node name (1-63 characters from [A-Za-z0-9._-],
+# starting with a letter or digit, without "..").
+_NODENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 
 SERVICE = "omd.v1.Agent"
 
@@ -112,12 +122,25 @@ class MethodInfo:
     request_type: type        # the class sealed in the request
     reply_type: type          # the class sealed in each reply
     server_streaming: bool
+    # (omd.v1.access), section 4 steps 3 and 4; both false by default (members only,
+    # recipient required).
+    non_members: bool = False    # senders outside cluster.nodes may call it
+    any_recipient: bool = False  # a request may leave `recipient` empty
 
 
 def method_info(name: str) -> MethodInfo:
-    """Reads the method's `(omd.v1.carries)` option from the service descriptor."""
+    """Reads the method's `(omd.v1.carries)` and `(omd.v1.access)` options.
+
+    `name` is the method's name ("BlacklistStatus") or its full path
+    ("/omd.v1.Agent/BlacklistStatus").
+    """
     pb2 = omd_pb2()
     service = pb2.DESCRIPTOR.services_by_name["Agent"]
+    prefix = f"/{service.full_name}/"
+    if name.startswith("/"):
+        if not name.startswith(prefix):
+            raise KeyError(f"{name!r} is not a method path of {service.full_name}")
+        name = name[len(prefix):]
     method = service.methods_by_name.get(name)
     if method is None:
         raise KeyError(f"no method {name!r} in {service.full_name}")
@@ -125,13 +148,32 @@ def method_info(name: str) -> MethodInfo:
     if not options.HasExtension(pb2.carries):
         raise KeyError(f"{service.full_name}.{name} has no (omd.v1.carries) option")
     carries = options.Extensions[pb2.carries]
+    access = options.Extensions[pb2.access]  # the default instance when absent
     return MethodInfo(
         name=name,
-        path=f"/{service.full_name}/{name}",
+        path=prefix + name,
         request_type=_message_class(carries.request),
         reply_type=_message_class(carries.reply),
         server_streaming=method.server_streaming,
+        non_members=access.non_members,
+        any_recipient=access.any_recipient,
     )
+
+
+def check_recipient(method: Union[str, MethodInfo], recipient: str) -> None:
+    """Section 2 and section 4, step 4: a request must name its recipient unless the
+    method's access has `any_recipient` (Identify). Raises ValueError otherwise."""
+    info = method if isinstance(method, MethodInfo) else method_info(method)
+    if not recipient and not info.any_recipient:
+        raise ValueError(
+            f"{info.path} needs a recipient: its (omd.v1.access) has no any_recipient, "
+            f"so a daemon refuses it with an empty recipient (UNAUTHENTICATED); call "
+            f"Identify first to learn the node name")
+
+
+def valid_nodename(name: str) -> bool:
+    """Section 4, step 3: the syntax of a node name."""
+    return bool(_NODENAME.match(name)) and ".." not in name
 
 
 def _message_class(full_name: str) -> type:
@@ -210,11 +252,13 @@ def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
          sent_at_unix_ms: Optional[int] = None) -> SealedEnvelope:
     """Seals `payload` (a serialized typed message) for `method` (a full path).
 
-    `recipient` is the node the envelope is for (empty: any node, for a request
-    only). salt, nonce and request_id default to fresh CSPRNG bytes and
-    sent_at_unix_ms to the clock. A reply must pass the request's sender as
-    recipient, its salt and key_generation, and its request_id as in_reply_to
-    (section 5).
+    `recipient` is the node the envelope is for. A request may leave it empty only
+    for a method whose `(omd.v1.access)` has `any_recipient` (Identify); this
+    primitive does not enforce that (tests and the vectors build such envelopes on
+    purpose): `check_recipient` and `AgentClient` do. salt, nonce and request_id
+    default to fresh CSPRNG bytes and sent_at_unix_ms to the clock. A reply must
+    pass the request's sender as recipient, its salt and key_generation, and its
+    request_id as in_reply_to (section 5).
     """
     direction = _direction(direction)
     if direction == REPLY and len(in_reply_to) != REQUEST_ID_BYTES:
@@ -252,7 +296,8 @@ def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
 @dataclasses.dataclass(frozen=True)
 class OpenedEnvelope:
     cluster: str
-    nodename: str
+    nodename: str          # the sender; for a reply, the node that answered
+    recipient: str
     key_generation: int
     sent_at_unix_ms: int
     request_id: bytes
@@ -267,18 +312,30 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
                   in_reply_to: Optional[bytes] = None,
                   expected_salt: Optional[bytes] = None,
                   expected_key_generation: Optional[int] = None,
+                  expected_nodename: Optional[str] = None,
+                  enforce_access: bool = False,
                   now_ms: Optional[int] = None,
                   clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS) -> OpenedEnvelope:
     """Opens and checks an envelope (an `omd_pb2.Envelope` or its serialization).
 
-    `secrets` maps key generations to cluster secrets. For a request this applies the
-    envelope checks of section 4, step 3, except the replay check (which needs state;
-    a server keeps a set of the request_ids seen within the window); with
-    `own_nodename`, a request for another node is refused. For a reply it applies
-    section 5: the recipient is `own_nodename` (required), the tag with direction
-    reply, `in_reply_to` (required), the sender in `trusted_nodenames` (required),
-    the time window, and that the reply kept the request's salt and generation
-    when `expected_salt` / `expected_key_generation` are given.
+    `secrets` maps key generations to cluster secrets.
+
+    For a request this applies the authenticity checks of section 4, step 5, and the
+    clock of step 7, but not the replay guard (which needs state: a server keeps
+    every request_id it admits for 2 x clock_skew, section 4.4). With
+    `own_nodename`, a request for another node is refused; with `trusted_nodenames`
+    (the daemon's cluster.nodes), a request from a non-member. With
+    `enforce_access`, the method's `(omd.v1.access)` applies as section 4 reads: a
+    valid node name (step 3, read as applying to every method), membership only
+    unless `non_members`, and a non-empty recipient unless `any_recipient` (step 4). Without it an empty recipient is
+    accepted, so that the vectors open as section 9 says.
+
+    For a reply it applies section 5: the recipient is `own_nodename` (required),
+    the tag with direction reply, `in_reply_to` (required), the sender in
+    `trusted_nodenames` (required) and, with `expected_nodename`, that very node
+    (the recipient of the request, check 4), the time window, and that the reply
+    kept the request's salt and generation when `expected_salt` /
+    `expected_key_generation` are given.
 
     Raises EnvelopeError with the reason on any failure.
     """
@@ -302,10 +359,24 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
             raise EnvelopeError(f"reply for {envelope.recipient!r}, not {own_nodename!r}")
         if envelope.nodename not in set(trusted_nodenames):
             raise EnvelopeError(f"reply from untrusted node {envelope.nodename!r}")
+        if expected_nodename is not None and envelope.nodename != expected_nodename:
+            raise EnvelopeError(f"reply from node {envelope.nodename!r}, but the "
+                                f"request was for {expected_nodename!r}")
     else:
+        access = None
+        if enforce_access:
+            try:
+                access = method_info(method)
+            except KeyError as e:
+                raise EnvelopeError(f"no such method: {e}") from e
+            if not valid_nodename(envelope.nodename):
+                raise EnvelopeError(f"invalid node name {envelope.nodename!r}")
         if trusted_nodenames is not None and \
+                not (access is not None and access.non_members) and \
                 envelope.nodename not in set(trusted_nodenames):
             raise EnvelopeError(f"request from non-member {envelope.nodename!r}")
+        if access is not None and not envelope.recipient and not access.any_recipient:
+            raise EnvelopeError(f"request for {method} without a recipient")
         if own_nodename is not None and envelope.recipient not in ("", own_nodename):
             raise EnvelopeError(f"request for {envelope.recipient!r}, not {own_nodename!r}")
     if len(envelope.salt) != SALT_BYTES:
@@ -348,7 +419,7 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
         raise EnvelopeError("in_reply_to is not the request_id sent")
     return OpenedEnvelope(
         cluster=envelope.cluster, nodename=envelope.nodename,
-        key_generation=envelope.key_generation,
+        recipient=envelope.recipient, key_generation=envelope.key_generation,
         sent_at_unix_ms=sealed.sent_at_unix_ms, request_id=sealed.request_id,
         in_reply_to=sealed.in_reply_to, payload=sealed.payload)
 
@@ -359,9 +430,17 @@ class AgentClient:
     """Calls `omd.v1.Agent` methods of one daemon as one node.
 
         client = AgentClient("127.0.0.1:1214", cluster="test", nodename="node2",
-                             secret="...", trusted_nodenames=["node1", "node2"],
-                             recipient="node1")
+                             secret="...", trusted_nodenames=["node1", "node2"])
         reply = client.call("BlacklistStatus")   # an omd_pb2.BlacklistStatusReply
+        client.node                               # "node1": the node that answered
+
+    With `recipient` (the daemon's node name, when the caller knows it) every
+    request names it. Without, the client knows the daemon only by its address:
+    before its first request it calls `Identify` with an empty recipient (section
+    6.1), accepts the answer from any node of `trusted_nodenames`, and binds to that
+    node: every later request names it as recipient, and a reply from any other node
+    is refused (section 5, check 4), even one in `trusted_nodenames`. `node` is the
+    bound node (None before the first call).
 
     gRPC errors come out as `grpc.RpcError` (the daemon's statuses are not sealed);
     a reply that fails the checks of section 5 raises EnvelopeError. The client keeps
@@ -369,7 +448,7 @@ class AgentClient:
     """
 
     def __init__(self, target: str, *, cluster: str, nodename: str, secret: Secret,
-                 trusted_nodenames: Iterable[str], recipient: str = "",
+                 trusted_nodenames: Iterable[str], recipient: Optional[str] = None,
                  key_generation: int = 1,
                  timeout: float = 10.0, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
                  channel=None):
@@ -377,15 +456,27 @@ class AgentClient:
         self._grpc = grpc
         self.cluster = cluster
         self.nodename = nodename
-        self.recipient = recipient  # the daemon's node name; "" for any node
         self.key_generation = key_generation
         self.trusted_nodenames = frozenset(trusted_nodenames)
         self.timeout = timeout
         self.clock_skew_ms = clock_skew_ms
         self._secret = secret
         self._salt = _secrets.token_bytes(SALT_BYTES)
+        self._bind_lock = threading.Lock()
+        self._node = recipient or None  # the node every request names, once known
         self._own_channel = channel is None
         self._channel = grpc.insecure_channel(target) if channel is None else channel
+
+    @property
+    def node(self) -> Optional[str]:
+        """The node this client is bound to: its `recipient`, or the node that
+        answered its Identify; None until then."""
+        return self._node
+
+    @property
+    def recipient(self) -> str:
+        """The recipient of the next request: the bound node, or "" before it."""
+        return self._node or ""
 
     def close(self) -> None:
         if self._own_channel:
@@ -397,15 +488,47 @@ class AgentClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _seal(self, info: MethodInfo, request) -> SealedEnvelope:
+    # ------------------------------------------------------------------ binding
+
+    def identify(self, timeout: Optional[float] = None) -> str:
+        """Calls Identify with an empty recipient and returns the answering node.
+
+        The answer must come from a node of `trusted_nodenames`. An unbound client
+        binds to it; a bound one raises EnvelopeError if another node answered.
+        """
+        info = method_info("Identify")
+        _, opened = self._call_unary(info, None, timeout, recipient="")
+        return self._bind(opened.nodename)
+
+    def _bind(self, node: str) -> str:
+        with self._bind_lock:
+            if self._node is None:
+                self._node = node
+            elif self._node != node:
+                raise EnvelopeError(f"node {node!r} answered, but this client is "
+                                    f"bound to {self._node!r}")
+            return self._node
+
+    def _recipient_for(self, info: MethodInfo, timeout: Optional[float]) -> str:
+        """The recipient of a request for `info`, calling Identify first if needed."""
+        if self._node is None and not info.any_recipient:
+            self.identify(timeout)
+        recipient = self.recipient
+        check_recipient(info, recipient)
+        return recipient
+
+    # ---------------------------------------------------------- seal and open
+
+    def _seal(self, info: MethodInfo, request, recipient: str) -> SealedEnvelope:
         if request is None:
             request = info.request_type()
         if not isinstance(request, info.request_type):
             raise TypeError(f"{info.name} carries {info.request_type.DESCRIPTOR.full_name}"
                             f", not {type(request).DESCRIPTOR.full_name}")
+        check_recipient(info, recipient)
         return seal(secret=self._secret, key_generation=self.key_generation,
                     cluster=self.cluster, nodename=self.nodename, method=info.path,
-                    direction=REQUEST, recipient=self.recipient,
+                    direction=REQUEST, recipient=recipient,
                     payload=request.SerializeToString(),
                     salt=self._salt)
 
@@ -416,6 +539,9 @@ class AgentClient:
             trusted_nodenames=self.trusted_nodenames, in_reply_to=sent.request_id,
             expected_salt=sent.envelope.salt,
             expected_key_generation=self.key_generation,
+            # Section 5, check 4: the node called; for an Identify sent to any node,
+            # any node of trusted_nodenames.
+            expected_nodename=sent.envelope.recipient or None,
             clock_skew_ms=self.clock_skew_ms)
         reply = info.reply_type()
         try:
@@ -425,19 +551,29 @@ class AgentClient:
                                 f"{info.reply_type.DESCRIPTOR.full_name}: {e}") from e
         return reply, opened
 
+    # ------------------------------------------------------------------- calls
+
+    def _call_unary(self, info: MethodInfo, request, timeout: Optional[float],
+                    recipient: str):
+        pb2 = omd_pb2()
+        rpc = self._channel.unary_unary(
+            info.path, request_serializer=pb2.Envelope.SerializeToString,
+            response_deserializer=pb2.Envelope.FromString)
+        sent = self._seal(info, request, recipient)
+        envelope = rpc(sent.envelope,
+                       timeout=self.timeout if timeout is None else timeout)
+        return self._open(info, sent, envelope)
+
     def call_opened(self, method: str, request=None, timeout: Optional[float] = None):
         """Like `call`, but returns (typed reply, OpenedEnvelope) for inspection."""
         info = method_info(method)
         if info.server_streaming:
             raise ValueError(f"{method} is server streaming: use stream()")
-        pb2 = omd_pb2()
-        rpc = self._channel.unary_unary(
-            info.path, request_serializer=pb2.Envelope.SerializeToString,
-            response_deserializer=pb2.Envelope.FromString)
-        sent = self._seal(info, request)
-        envelope = rpc(sent.envelope,
-                       timeout=self.timeout if timeout is None else timeout)
-        return self._open(info, sent, envelope)
+        recipient = self._recipient_for(info, timeout)
+        reply, opened = self._call_unary(info, request, timeout, recipient)
+        if not recipient:  # an Identify sent to any node: bind to the answer
+            self._bind(opened.nodename)
+        return reply, opened
 
     def call(self, method: str, request=None, timeout: Optional[float] = None):
         """Calls a unary method by name ("BlacklistStatus"); returns the typed reply.
@@ -456,6 +592,6 @@ class AgentClient:
         rpc = self._channel.unary_stream(
             info.path, request_serializer=pb2.Envelope.SerializeToString,
             response_deserializer=pb2.Envelope.FromString)
-        sent = self._seal(info, request)
+        sent = self._seal(info, request, self._recipient_for(info, timeout))
         for envelope in rpc(sent.envelope, timeout=timeout):
             yield self._open(info, sent, envelope)[0]
