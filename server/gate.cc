@@ -103,13 +103,16 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
     refusals_.Record(sender, *kBlocked, absl::Now());
     return *kBlocked;
   }
+  // An invalid name is refused on every method: it could reach a log line, a
+  // reply's recipient, a path.
+  if (!valid_name) {
+    return Refuse(sender, *peer, absl::PermissionDeniedError("invalid sender node name"));
+  }
   if (!member && !access.non_members) {
     // A valid name is safe to quote: letters, digits, '.', '-', '_'.
     return Refuse(sender, *peer,
-                  absl::PermissionDeniedError(
-                      valid_name ? absl::StrCat("node ", envelope.nodename(),
-                                                " is not a member of the cluster")
-                                 : "invalid sender node name"));
+                  absl::PermissionDeniedError(absl::StrCat(
+                      "node ", envelope.nodename(), " is not a member of the cluster")));
   }
   if (envelope.recipient().empty() && !access.any_recipient) {
     return Refuse(sender, *peer,

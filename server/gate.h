@@ -6,8 +6,8 @@
 //    else "non-member at S" (server/blacklist.h). A blacklisted sender is refused,
 //    PERMISSION_DENIED, before any key derivation or decryption, and is only
 //    counted: no log line per message.
-// 3. A non-member is refused, PERMISSION_DENIED, except on methods open to
-//    non-members (the `access` option: Identify, Join).
+// 3. An invalid name is refused, PERMISSION_DENIED; so is a non-member, except on
+//    methods open to non-members (the `access` option: Identify, Join).
 // 4. The recipient must be this node, except on methods open to any recipient
 //    (Identify); then the envelope is opened. Any failure is UNAUTHENTICATED.
 // 5. Failures of 1 to 4 count as invalid messages of the sender; the threshold-th

@@ -291,6 +291,25 @@ TEST_F(GateTest, UnparseableRequestsAreCountedWithoutALogLinePerMessage) {
   EXPECT_EQ(Entries()[0].invalid_messages, 5u);
 }
 
+// Methods open to non-members still want a valid name: it may become a reply's
+// recipient, a log line, a path.
+TEST_F(GateTest, AnInvalidNameIsRefusedEvenWhereNonMembersMayCall) {
+  for (const char* name : {"..x", "-x", "a b", ""}) {
+    SCOPED_TRACE(name);
+    crypto::EnvelopeCodec codec(Identity("stranger"));
+    v1::Envelope envelope =
+        codec.Seal(crypto::Direction::kRequest, MethodPathOf("Identify"), "",
+                   crypto::EnvelopeCodec::NewSalt(), "")
+            .value();
+    envelope.set_nodename(name);
+    grpc::Status status =
+        CallWithEnvelope(ChannelFrom("127.0.0.14").get(), Method("Identify"), envelope);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(status.error_message(), "invalid sender node name");
+  }
+  EXPECT_EQ(daemon_->dispatched_calls(), 0);
+}
+
 TEST_F(GateTest, AValidMessageResetsTheCount) {
   auto impostor = Client(ChannelFrom(kNode2Source), "node2", "wrong-secret-wrong-secret");
   auto real = Client(ChannelFrom(kNode2Source), "node2");

@@ -313,7 +313,8 @@ class EnvelopeVectorsTest(unittest.TestCase):
         self.open(v, own_nodename="node2")
         with self.assertRaises(EnvelopeError):
             self.open(v, own_nodename="node3")
-        # "rotated" is sealed for any node.
+        # "rotated" leaves its recipient empty, to exercise that field of the
+        # associated data (a daemon would refuse it: PROTOCOL.md section 9).
         self.open(self.vectors["rotated"], own_nodename="whoever")
 
 
