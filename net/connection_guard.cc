@@ -94,6 +94,8 @@ ConnectionGuard::Options::Options() {
   other.max_connections = 64;
   other.max_connections_per_source = 4;
   other.new_connections_per_source = {20, 5};
+  // Joiners and strangers have nothing long to do.
+  other.max_connection_age = absl::Minutes(10);
   other.http2.preface_timeout = absl::Seconds(5);
   other.http2.max_incomplete_requests = 16;
   other.http2.max_incomplete_request_bytes = 256 << 10;
@@ -261,6 +263,7 @@ class ConnectionGuard::Loop {
     IpAddress address;
     IpAddress source;
     PeerClass peer_class = PeerClass::kOther;
+    absl::Time accepted_at;
     int client_fd = -1;
     int relay_fd = -1;  // our end of the pair
     int sink_fd = -1;   // gRPC's end, its "fd:N"
@@ -461,6 +464,7 @@ class ConnectionGuard::Loop {
     connection.address = *address;
     connection.source = source;
     connection.peer_class = verdict.peer_class;
+    connection.accepted_at = now;
     connection.client_fd = fd;
     connection.relay_fd = pair[0];
     connection.sink_fd = pair[1];
@@ -589,10 +593,11 @@ class ConnectionGuard::Loop {
 
   void Close(Connection& connection) {
     if (connection.client_fd < 0) return;
+    // Forgotten first: once the peer sees the close, nothing names it any more.
+    directory_->Remove(connection.sink_fd, connection.id);
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, connection.client_fd, nullptr);
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, connection.relay_fd, nullptr);
     CloseFds(connection);
-    directory_->Remove(connection.sink_fd, connection.id);
     ClassState& state = StateOf(connection.peer_class);
     state.lru.erase(connection.lru_position);
     --state.open;
@@ -609,6 +614,10 @@ class ConnectionGuard::Loop {
     std::vector<std::pair<Connection*, absl::Status>> expired;
     for (auto& [id, connection] : connections_) {
       absl::Status verdict = connection->inspector->CheckDeadlines(now);
+      if (verdict.ok() &&
+          now - connection->accepted_at > StateOf(connection->peer_class).limits->max_connection_age) {
+        verdict = absl::ResourceExhaustedError("connection older than its class allows");
+      }
       if (!verdict.ok()) expired.emplace_back(connection.get(), std::move(verdict));
     }
     for (auto& [connection, verdict] : expired) CloseForAbuse(*connection, verdict, now);

@@ -103,6 +103,9 @@ struct ClassLimits {
   // make room, instead of refusing the newcomer.
   bool evict_when_full = false;
   RateLimit new_connections_per_source;  // accepts; no limit by default
+  // A connection older than this is closed; infinite by default (log streams
+  // live long).
+  absl::Duration max_connection_age = absl::InfiniteDuration();
   Http2Limits http2;
 };
 

@@ -241,6 +241,19 @@ TEST_F(ConnectionGuardTest, SilentConnectionsAreClosedAfterThePrefaceTimeout) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
 }
 
+TEST_F(ConnectionGuardTest, OldConnectionsOfAClassWithAnAgeLimitAreClosed) {
+  ConnectionGuard::Options options;
+  options.other.max_connection_age = absl::Milliseconds(400);
+  Start(options);
+  policy_.SetLocal(Ip("127.0.0.1"));
+  const int outsider = Connect("127.0.0.9");
+  const int local = Connect("127.0.0.1");
+  SendAll(outsider, Opening());
+  SendAll(local, Opening());
+  EXPECT_TRUE(ClosedByGuard(outsider));
+  EXPECT_TRUE(StaysOpen(local));
+}
+
 TEST_F(ConnectionGuardTest, EachSourceHasACapAndOthersAreNotAffected) {
   Start();  // others: 4 per source
   for (int i = 0; i < 4; ++i) Connect("127.0.0.20");

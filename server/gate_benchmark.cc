@@ -14,6 +14,7 @@
 #include "benchmark/benchmark.h"
 #include "crypto/envelope.h"
 #include "proto/omd.pb.h"
+#include "net/connection_guard.h"
 #include "server/address_book.h"
 #include "server/blacklist.h"
 #include "server/gate.h"
@@ -39,9 +40,22 @@ grpc::ByteBuffer Bytes(const std::string& serialized) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
+// Connections as the guard records them: "fd:1" is node2's (127.0.0.2, a
+// member's source), "fd:<2+i>" come from 2^16 outsiders' sources 10.0.x.y.
+constexpr char kNode2Peer[] = "fd:1";
+constexpr int kOutsiders = 1 << 16;
+
+std::string OutsiderPeer(uint32_t i) { return absl::StrCat("fd:", 2 + i % kOutsiders); }
+
 // node1's gate, with node2's source (127.0.0.2) a configured member's.
 struct Node1 {
   Node1() : blacklist(Blacklist::Options()), book(AddressBook::Options(), &blacklist) {
+    directory.Add(1, {1, *net::IpAddress::Parse("127.0.0.2"), net::PeerClass::kMember});
+    for (int i = 0; i < kOutsiders; ++i) {
+      const std::string address = absl::StrCat("10.0.", i >> 8, ".", i & 255);
+      directory.Add(2 + i, {static_cast<uint64_t>(2 + i), *net::IpAddress::Parse(address),
+                            net::PeerClass::kOther});
+    }
     book.SetLocal({*net::IpAddress::Parse("127.0.0.1")});
     book.SetConfiguredMembers({*net::IpAddress::Parse("127.0.0.2")});
     ReplayGuard::Options replay;
@@ -52,9 +66,11 @@ struct Node1 {
     view->codec = std::make_shared<crypto::EnvelopeCodec>(Identity("node1", kSecret));
     Gate::Options options;
     options.refusals.write = [](absl::string_view) {};  // measure counting, not stderr
-    gate = std::make_unique<Gate>(options, view, &blacklist, replay_guard.get(), &book, nullptr);
+    gate =
+        std::make_unique<Gate>(options, view, &blacklist, replay_guard.get(), &book, &directory);
   }
 
+  net::PeerDirectory directory;
   Blacklist blacklist;
   AddressBook book;
   std::unique_ptr<ReplayGuard> replay_guard;
@@ -79,7 +95,7 @@ void BM_Admitted(benchmark::State& state) {
   size_t next = 0;
   for (auto _ : state) {
     absl::StatusOr<AdmittedRequest> admitted = node1.gate->Admit(
-        kMethod, MethodAccess(), "ipv4:127.0.0.2:40000", requests[next++]);
+        kMethod, MethodAccess(), kNode2Peer, requests[next++]);
     if (!admitted.ok()) state.SkipWithError(admitted.status().ToString().c_str());
     v1::BlacklistStatusRequest request;
     request.ParseFromString(admitted->envelope.payload);
@@ -89,18 +105,16 @@ void BM_Admitted(benchmark::State& state) {
 }
 BENCHMARK(BM_Admitted)->Iterations(kValidRequests);
 
-// A forged tag from a member's source, counted (a fresh source every 4 messages,
-// so the sender never reaches the threshold and is decrypted every time).
+// A forged tag, counted (a fresh source every 4 messages, so the sender never
+// reaches the threshold and is decrypted every time).
 void BM_RefusedForgery(benchmark::State& state) {
   Node1 node1;
   crypto::EnvelopeCodec forger(Identity("node2", "not-the-cluster-secret-at-all"));
   const grpc::ByteBuffer forged = Bytes(Sealed(forger, crypto::EnvelopeCodec::NewSalt()));
   uint32_t message = 0;
   for (auto _ : state) {
-    const uint32_t source = message++ / 4;
-    const std::string peer = absl::StrCat("ipv4:10.", (source >> 16) & 255, ".",
-                                          (source >> 8) & 255, ".", source & 255, ":40000");
-    benchmark::DoNotOptimize(node1.gate->Admit(kMethod, MethodAccess(), peer, forged));
+    benchmark::DoNotOptimize(
+        node1.gate->Admit(kMethod, MethodAccess(), OutsiderPeer(message++ / 4), forged));
   }
 }
 BENCHMARK(BM_RefusedForgery);
@@ -111,11 +125,11 @@ void BM_RefusedBlacklisted(benchmark::State& state) {
   crypto::EnvelopeCodec forger(Identity("node2", "not-the-cluster-secret-at-all"));
   const grpc::ByteBuffer forged = Bytes(Sealed(forger, crypto::EnvelopeCodec::NewSalt()));
   for (int i = 0; i < 5; ++i) {
-    node1.gate->Admit(kMethod, MethodAccess(), "ipv4:127.0.0.2:40000", forged).IgnoreError();
+    node1.gate->Admit(kMethod, MethodAccess(), kNode2Peer, forged).IgnoreError();
   }
   for (auto _ : state) {
     benchmark::DoNotOptimize(
-        node1.gate->Admit(kMethod, MethodAccess(), "ipv4:127.0.0.2:40000", forged));
+        node1.gate->Admit(kMethod, MethodAccess(), kNode2Peer, forged));
   }
 }
 BENCHMARK(BM_RefusedBlacklisted);
@@ -127,10 +141,8 @@ void BM_RefusedNonMember(benchmark::State& state) {
   const grpc::ByteBuffer request = Bytes(Sealed(stranger, crypto::EnvelopeCodec::NewSalt()));
   uint32_t message = 0;
   for (auto _ : state) {
-    const uint32_t source = message++ / 4;
-    const std::string peer = absl::StrCat("ipv4:10.", (source >> 16) & 255, ".",
-                                          (source >> 8) & 255, ".", source & 255, ":40000");
-    benchmark::DoNotOptimize(node1.gate->Admit(kMethod, MethodAccess(), peer, request));
+    benchmark::DoNotOptimize(
+        node1.gate->Admit(kMethod, MethodAccess(), OutsiderPeer(message++ / 4), request));
   }
 }
 BENCHMARK(BM_RefusedNonMember);
@@ -140,10 +152,10 @@ void BM_RefusedReplay(benchmark::State& state) {
   Node1 node1;
   crypto::EnvelopeCodec node2(Identity("node2", kSecret));
   const grpc::ByteBuffer request = Bytes(Sealed(node2, crypto::EnvelopeCodec::NewSalt()));
-  node1.gate->Admit(kMethod, MethodAccess(), "ipv4:127.0.0.2:40000", request).IgnoreError();
+  node1.gate->Admit(kMethod, MethodAccess(), kNode2Peer, request).IgnoreError();
   for (auto _ : state) {
     benchmark::DoNotOptimize(
-        node1.gate->Admit(kMethod, MethodAccess(), "ipv4:127.0.0.2:40000", request));
+        node1.gate->Admit(kMethod, MethodAccess(), kNode2Peer, request));
   }
 }
 BENCHMARK(BM_RefusedReplay);
@@ -154,7 +166,7 @@ void BM_RefusedUnparseable(benchmark::State& state) {
   const grpc::ByteBuffer garbage = Bytes("\x0a\xff\xff\xff garbage");
   for (auto _ : state) {
     benchmark::DoNotOptimize(
-        node1.gate->Admit(kMethod, MethodAccess(), "ipv4:127.0.0.9:40000", garbage));
+        node1.gate->Admit(kMethod, MethodAccess(), OutsiderPeer(0), garbage));
   }
 }
 BENCHMARK(BM_RefusedUnparseable);

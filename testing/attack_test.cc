@@ -145,26 +145,28 @@ class AttackTest : public ::testing::Test {
   std::unique_ptr<DaemonProcess> daemon_;
 };
 
-// CVE-2023-44487: HEADERS + RST_STREAM as fast as possible, reconnecting from
-// rotating sources. omd closes each connection after its burst of resets; its CPU
-// ends with the attack, and the peer is served throughout.
+// CVE-2023-44487: HEADERS + RST_STREAM as fast as possible from one address, on
+// 4 connections, reconnecting whenever one is closed, for 4 s. omd closes each
+// connection after its burst of resets and rate-limits the source's new ones; its
+// CPU ends with the attack (about 4 CPU-seconds in all at most), and the peer is
+// served throughout.
 TEST_F(AttackTest, RapidResetCostsOnlyWhileItLasts) {
   PeerLoad peer(daemon_->address());
   RssSampler rss(daemon_->pid(), absl::Milliseconds(20));
   const double cpu_before = CpuSeconds(daemon_->pid());
   RapidResetOptions attack;
-  attack.connect = From("127.0.5.1-127.0.5.40");
+  attack.connect = From("127.0.5.1");
   attack.connections = 4;
-  attack.duration = absl::Seconds(3);
+  attack.duration = absl::Seconds(4);
   absl::StatusOr<AttackStats> stats = RapidReset(attack);
   ASSERT_TRUE(stats.ok()) << stats.status();
-  const double cpu_at_end = CpuSeconds(daemon_->pid());
+  const double cpu_during = CpuSeconds(daemon_->pid()) - cpu_before;
   absl::SleepFor(absl::Seconds(3));
-  const double cpu_after = CpuSeconds(daemon_->pid()) - cpu_at_end;
+  const double cpu_after = CpuSeconds(daemon_->pid()) - cpu_before - cpu_during;
   ExpectServed(peer.Stop());
   rss.Stop();
   EXPECT_GT(stats->connections_closed_by_server, 0) << stats->ToKeyValues();
-  EXPECT_LT(cpu_at_end - cpu_before, 3.0);
+  EXPECT_LT(cpu_during + cpu_after, 4.0);
   EXPECT_LT(cpu_after, 0.5) << "omd kept working after the attack ended";
   EXPECT_LT(rss.max_rss_bytes(), kMemoryBudgetBytes);
   ExpectServing();
