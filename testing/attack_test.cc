@@ -5,103 +5,22 @@
 #include <signal.h>
 #include <sys/resource.h>
 
-#include <algorithm>
-#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "client/agent_client.h"
 #include "gtest/gtest.h"
-#include "proto/omd.pb.h"
-#include "sync/mutex.h"
 #include "testing/daemon_harness.h"
 #include "testing/http2_attack.h"
+#include "testing/peer_load.h"
 #include "testing/process_stats.h"
 
 namespace omd::testing {
 namespace {
 
-constexpr char kPeerSource[] = "127.0.0.2";  // node2's address, known to node1
 constexpr int64_t kMemoryBudgetBytes = int64_t{256} << 20;
-
-struct Latencies {
-  int64_t calls = 0;
-  int64_t failures = 0;
-  std::string first_failure;
-  absl::Duration p50, p99, max;
-};
-
-// node2 calling node1 back to back from its own address, as a peer would.
-class PeerLoad {
- public:
-  explicit PeerLoad(std::string target) : target_(std::move(target)) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~PeerLoad() { Stop(); }
-
-  Latencies Stop() {
-    stopping_.store(true);
-    if (thread_.joinable()) thread_.join();
-    sync::MutexLock lock(&mutex_);
-    Latencies result = result_;
-    std::sort(samples_.begin(), samples_.end());
-    if (!samples_.empty()) {
-      result.p50 = samples_[samples_.size() / 2];
-      result.p99 = samples_[samples_.size() * 99 / 100];
-      result.max = samples_.back();
-    }
-    return result;
-  }
-
- private:
-  std::unique_ptr<client::AgentClient> Connect() {
-    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-        ChannelFromSource(kPeerSource, target_);
-    if (!channel.ok()) return nullptr;
-    client::AgentClient::Options options;
-    options.channel = *channel;
-    options.envelope.cluster = "test";
-    options.envelope.nodename = "node2";
-    options.envelope.secrets = {{1, kTestSecret}};
-    options.recipient = "node1";
-    options.reply_senders = {"node1"};
-    options.timeout = absl::Seconds(5);
-    return client::AgentClient::Create(std::move(options)).value();
-  }
-
-  void Run() {
-    std::unique_ptr<client::AgentClient> client = Connect();
-    while (!stopping_.load()) {
-      const absl::Time start = absl::Now();
-      absl::Status status =
-          client == nullptr
-              ? absl::UnavailableError("cannot connect")
-              : client->Call<v1::BlacklistStatusReply>("BlacklistStatus",
-                                                       v1::BlacklistStatusRequest())
-                    .status();
-      const absl::Duration took = absl::Now() - start;
-      {
-        sync::MutexLock lock(&mutex_);
-        ++result_.calls;
-        samples_.push_back(took);
-        if (!status.ok() && result_.failures++ == 0) result_.first_failure = status.ToString();
-      }
-      if (!status.ok()) client = Connect();
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-  }
-
-  const std::string target_;
-  std::atomic<bool> stopping_{false};
-  std::thread thread_;
-  sync::Mutex mutex_;
-  Latencies result_ ABSL_GUARDED_BY(mutex_);
-  std::vector<absl::Duration> samples_ ABSL_GUARDED_BY(mutex_);
-};
 
 double CpuSeconds(pid_t pid) { return ProcessCpuSeconds(pid).value_or(-1); }
 
@@ -130,7 +49,7 @@ class AttackTest : public ::testing::Test {
     return connect;
   }
 
-  static void ExpectServed(const Latencies& peer) {
+  static void ExpectServed(const PeerLatencies& peer) {
     EXPECT_GT(peer.calls, 10);
     EXPECT_EQ(peer.failures, 0) << peer.first_failure;
     EXPECT_LT(peer.p99, absl::Seconds(1)) << "p50 " << peer.p50 << ", max " << peer.max;
