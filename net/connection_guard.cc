@@ -343,14 +343,7 @@ class ConnectionGuard::Loop {
           continue;
         case EMFILE:
         case ENFILE:
-          descriptor_exhaustion_.fetch_add(1, std::memory_order_relaxed);
-          if (now - last_exhaustion_log_ >= kAbuseLogInterval) {
-            last_exhaustion_log_ = now;
-            OMD_LOG(WARNING,
-                    "accept: out of file descriptors (%s): outsiders' connections are "
-                    "refused, the local node's and members' take their room",
-                    errno == EMFILE ? "RLIMIT_NOFILE" : "system-wide limit");
-          }
+          NoteExhaustion(errno, now);
           if (!AcceptWithReserve(now)) {
             PauseAccepting(now);
             return;
@@ -361,6 +354,30 @@ class ConnectionGuard::Loop {
           return;
       }
     }
+  }
+
+  void NoteExhaustion(int error_number, absl::Time now) {
+    descriptor_exhaustion_.fetch_add(1, std::memory_order_relaxed);
+    if (now - last_exhaustion_log_ < kAbuseLogInterval) return;
+    last_exhaustion_log_ = now;
+    OMD_LOG(WARNING,
+            "accept: out of file descriptors (%s): outsiders' connections are refused, the "
+            "local node's and members' take their room",
+            error_number == EMFILE ? "RLIMIT_NOFILE" : "system-wide limit");
+  }
+
+  // Out of descriptors, for a connection of `peer_class`: closes two connections,
+  // which frees what it and the reserve need. Outsiders make room for the node and
+  // its peers, never the reverse; the local node may also take its own least
+  // recently active one. False if there was not enough to close.
+  bool MakeRoomFor(PeerClass peer_class) {
+    if (peer_class == PeerClass::kOther) return false;
+    int freed = 0;
+    while (freed < 2 && (EvictFrom(PeerClass::kOther) ||
+                         (peer_class == PeerClass::kLocal && EvictFrom(PeerClass::kLocal)))) {
+      ++freed;
+    }
+    return freed == 2;
   }
 
   // Out of descriptors: free the reserve, accept the next connection with it, and
@@ -435,25 +452,21 @@ class ConnectionGuard::Loop {
       Refuse(fd, refused_by_cap_);
       return;
     }
-    if (out_of_descriptors) {
-      // Two closed connections free the descriptors this one and the reserve
-      // need. Outsiders make room for the node and its peers, never the reverse.
-      const bool trusted = verdict.peer_class != PeerClass::kOther;
-      int freed = 0;
-      while (freed < 2 && trusted &&
-             (EvictFrom(PeerClass::kOther) ||
-              (verdict.peer_class == PeerClass::kLocal && EvictFrom(PeerClass::kLocal)))) {
-        ++freed;
-      }
-      if (freed < 2) {
-        Refuse(fd, refused_out_of_descriptors_);
-        return;
-      }
+    if (out_of_descriptors && !MakeRoomFor(verdict.peer_class)) {
+      Refuse(fd, refused_out_of_descriptors_);
+      return;
     }
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
-      Refuse(fd, refused_out_of_descriptors_);
-      return;
+      // Accepted with the last descriptor or two: short of the pair's. The same
+      // exhaustion as in accept, handled the same way.
+      const bool exhausted = errno == EMFILE || errno == ENFILE;
+      if (exhausted) NoteExhaustion(errno, now);
+      if (!exhausted || !MakeRoomFor(verdict.peer_class) ||
+          socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+        Refuse(fd, refused_out_of_descriptors_);
+        return;
+      }
     }
     const int on = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));

@@ -18,6 +18,13 @@ grpc::Status Unimplemented(absl::string_view method_name) {
                       absl::StrCat(method_name, " is not implemented by this daemon yet"));
 }
 
+// A call whose stream ended before its message (reset, cut off, deadline): there
+// is nothing to judge, so nothing reaches the gate or counts against anyone. A
+// message of zero bytes is a message, and goes to the gate.
+grpc::Status NoMessage() {
+  return grpc::Status(grpc::StatusCode::CANCELLED, "the call ended before its request");
+}
+
 // Server-streaming methods: the gate runs, then (until a method has a stream
 // handler) the stream ends with UNIMPLEMENTED.
 class GatedWriteReactor : public grpc::ServerWriteReactor<v1::Envelope> {
@@ -78,6 +85,10 @@ grpc::ServerUnaryReactor* AgentService::HandleUnary(const Method& method,
                                                     const grpc::ByteBuffer* request,
                                                     v1::Envelope* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!request->Valid()) {
+    reactor->Finish(NoMessage());
+    return reactor;
+  }
   absl::StatusOr<AdmittedRequest> admitted =
       gate_->Admit(method.path, method.access, context->peer(), *request);
   if (!admitted.ok()) {
@@ -108,6 +119,7 @@ grpc::ServerUnaryReactor* AgentService::HandleUnary(const Method& method,
 grpc::ServerWriteReactor<v1::Envelope>* AgentService::HandleServerStream(
     const Method& method, grpc::CallbackServerContext* context,
     const grpc::ByteBuffer* request) {
+  if (!request->Valid()) return new GatedWriteReactor(NoMessage());
   absl::StatusOr<AdmittedRequest> admitted =
       gate_->Admit(method.path, method.access, context->peer(), *request);
   if (!admitted.ok()) return new GatedWriteReactor(rpc::ToGrpcStatus(admitted.status()));

@@ -14,6 +14,7 @@
 #include "rpc/agent_methods.h"
 #include "server/daemon.h"
 #include "testing/daemon_harness.h"
+#include "testing/http2_attack.h"
 
 namespace omd::server {
 namespace {
@@ -307,6 +308,25 @@ TEST_F(GateTest, AnInvalidNameIsRefusedEvenWhereNonMembersMayCall) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
     EXPECT_EQ(status.error_message(), "invalid sender node name");
   }
+  EXPECT_EQ(daemon_->dispatched_calls(), 0);
+}
+
+// Calls whose stream ends before its message (reset at once, cut off with the
+// connection) carry nothing to judge: they must not count against anyone, or a
+// member whose calls time out would be blacklisted.
+TEST_F(GateTest, CallsWithoutAMessageAreNotCounted) {
+  omd::testing::RapidResetOptions resets;
+  resets.connect.target = Target("127.0.0.1");
+  resets.connect.source_addresses = {kNode2Source};
+  resets.duration = absl::Milliseconds(500);
+  ASSERT_TRUE(omd::testing::RapidReset(resets).ok());
+  omd::testing::ContinuationFloodOptions cut_off;
+  cut_off.connect = resets.connect;
+  cut_off.duration = absl::Milliseconds(500);
+  ASSERT_TRUE(omd::testing::ContinuationFlood(cut_off).ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_TRUE(Entries().empty()) << Entries()[0].sender.ToString() << " counted "
+                                 << Entries()[0].invalid_messages;
   EXPECT_EQ(daemon_->dispatched_calls(), 0);
 }
 
