@@ -38,6 +38,8 @@ class IpAddress {
   bool IsLoopback() const;
   // 32 or 128 for an address, 64 for an IPv6 source key.
   int prefix_length() const { return prefix_length_; }
+  // Network order: IPv4 in the first 4 bytes, the rest zero.
+  const std::array<uint8_t, 16>& bytes() const { return bytes_; }
 
   // The key a source is counted under: itself for IPv4, its /64 for IPv6.
   IpAddress SourceKey() const;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "log/log.h"
+#include "net/source_filter.h"
 
 namespace omd::net {
 namespace {
@@ -227,6 +228,24 @@ class ConnectionGuard::Loop {
     for (Connection* victim : victims) Close(*victim);
   }
 
+  void DropSources(const std::vector<IpAddress>& sources) {
+    if (listen_fd_ < 0) return;
+    absl::Status attached = AttachSourceFilter(listen_fd_, sources);
+    if (!attached.ok()) {
+      // E.g. EPERM in a user namespace that does not own the network namespace.
+      if (!filter_failure_logged_) {
+        OMD_LOG(WARNING, "%s: banned sources are refused at accept instead",
+                attached.message());
+        filter_failure_logged_ = true;
+      }
+      filtering_ = false;
+      dropped_sources_.store(0);
+      return;
+    }
+    filtering_ = !sources.empty();
+    dropped_sources_.store(sources.size());
+  }
+
   void CloseClass(PeerClass peer_class) {
     std::vector<Connection*> victims;
     for (auto& [id, connection] : connections_) {
@@ -246,6 +265,7 @@ class ConnectionGuard::Loop {
     stats.evicted = evicted_.load(std::memory_order_relaxed);
     stats.closed_for_abuse = closed_for_abuse_.load(std::memory_order_relaxed);
     stats.descriptor_exhaustion = descriptor_exhaustion_.load(std::memory_order_relaxed);
+    stats.dropped_sources = dropped_sources_.load(std::memory_order_relaxed);
     for (int i = 0; i < kPeerClasses; ++i) {
       stats.open[i] = open_[i].load(std::memory_order_relaxed);
     }
@@ -419,6 +439,9 @@ class ConnectionGuard::Loop {
 
   void OnAccepted(int fd, const sockaddr_storage& storage, socklen_t length, absl::Time now,
                   bool out_of_descriptors) {
+    // Inherited from the listening socket: an established connection must not
+    // run the filter on every segment.
+    if (filtering_) DetachSourceFilter(fd);
     std::optional<IpAddress> address =
         IpAddress::FromSockaddr(reinterpret_cast<const sockaddr*>(&storage), length);
     if (!address.has_value()) {
@@ -656,6 +679,8 @@ class ConnectionGuard::Loop {
   int wake_fd_ = -1;
   int reserve_fd_ = -1;
   bool accept_paused_ = false;
+  bool filtering_ = false;  // a source filter is on the listening socket
+  bool filter_failure_logged_ = false;
   absl::Time accept_resumes_at_;
   WatchPoint listen_watch_{WatchKind::kListen};
   WatchPoint wake_watch_{WatchKind::kWake};
@@ -681,6 +706,7 @@ class ConnectionGuard::Loop {
   std::atomic<uint64_t> evicted_{0};
   std::atomic<uint64_t> closed_for_abuse_{0};
   std::atomic<uint64_t> descriptor_exhaustion_{0};
+  std::atomic<size_t> dropped_sources_{0};
   std::atomic<size_t> open_[kPeerClasses] = {};
   std::atomic<int64_t> final_cpu_time_ns_{0};
 };
@@ -744,6 +770,10 @@ void ConnectionGuard::Stop() {
 
 void ConnectionGuard::CloseConnectionsFrom(const IpAddress& source_key) {
   Post([source_key](Loop& loop) { loop.CloseConnectionsFrom(source_key); });
+}
+
+void ConnectionGuard::DropSources(std::vector<IpAddress> sources) {
+  Post([sources = std::move(sources)](Loop& loop) { loop.DropSources(sources); });
 }
 
 void ConnectionGuard::CloseClass(PeerClass peer_class) {

@@ -134,6 +134,7 @@ class ConnectionGuard {
     uint64_t evicted = 0;             // closed to make room
     uint64_t closed_for_abuse = 0;    // broke an HTTP/2 limit
     uint64_t descriptor_exhaustion = 0;  // EMFILE/ENFILE seen by accept
+    size_t dropped_sources = 0;          // by the kernel, now
     size_t open[kPeerClasses] = {};
   };
 
@@ -161,6 +162,11 @@ class ConnectionGuard {
   void CloseConnectionsFrom(const IpAddress& source_key);
   // Closes every connection of a class (memory pressure). Asynchronous.
   void CloseClass(PeerClass peer_class);
+  // Has the kernel drop the TCP segments of these sources (SourceKey()s) before
+  // they are accepted: their connect()s then time out and cost omd nothing
+  // (net/source_filter.h). Replaces the previous list; empty drops nothing.
+  // Asynchronous.
+  void DropSources(std::vector<IpAddress> sources);
 
   Stats stats() const;
   // CPU time the guard's thread has used: what relaying costs.

@@ -58,6 +58,25 @@ net::PeerClass AddressBook::ClassOf(const net::IpAddress& address, absl::Time no
   return net::PeerClass::kOther;
 }
 
+std::vector<net::IpAddress> AddressBook::OutsidersOnly(
+    const std::vector<net::IpAddress>& sources, absl::Time now) const {
+  absl::flat_hash_set<net::IpAddress> trusted_sources;
+  {
+    sync::MutexLock lock(&mutex_);
+    for (const auto* addresses : {&local_, &configured_members_}) {
+      for (const net::IpAddress& address : *addresses) trusted_sources.insert(address.SourceKey());
+    }
+    for (const auto& [address, seen] : learned_members_) {
+      if (now - seen <= options_.learned_ttl) trusted_sources.insert(address.SourceKey());
+    }
+  }
+  std::vector<net::IpAddress> outsiders;
+  for (const net::IpAddress& source : sources) {
+    if (!trusted_sources.contains(source.SourceKey())) outsiders.push_back(source);
+  }
+  return outsiders;
+}
+
 net::PeerVerdict AddressBook::Classify(const net::IpAddress& address) {
   net::PeerVerdict verdict;
   verdict.peer_class = ClassOf(address, absl::Now());

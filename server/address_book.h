@@ -46,6 +46,11 @@ class AddressBook : public net::ConnectionPolicy {
   void LearnMember(const net::IpAddress& address, absl::Time now);
 
   net::PeerClass ClassOf(const net::IpAddress& address, absl::Time now) const;
+  // Of `sources` (SourceKey()s), those that hold no local or member address: the
+  // ones that may be dropped whole, in the kernel (an IPv6 /64 may hold both a
+  // member and its forger).
+  std::vector<net::IpAddress> OutsidersOnly(const std::vector<net::IpAddress>& sources,
+                                            absl::Time now) const;
   net::PeerVerdict Classify(const net::IpAddress& address) override;
 
  private:

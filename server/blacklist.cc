@@ -25,9 +25,29 @@ bool Blacklist::IsSourceBanned(const net::IpAddress& source) const {
   return blocked_per_source_.contains(source);
 }
 
+void Blacklist::Blocked(const net::IpAddress& source) {
+  if (blocked_per_source_[source]++ == 0) ++bans_version_;
+}
+
 void Blacklist::Unblocked(const net::IpAddress& source) {
   auto it = blocked_per_source_.find(source);
-  if (it != blocked_per_source_.end() && --it->second == 0) blocked_per_source_.erase(it);
+  if (it != blocked_per_source_.end() && --it->second == 0) {
+    blocked_per_source_.erase(it);
+    ++bans_version_;
+  }
+}
+
+std::vector<net::IpAddress> Blacklist::BannedSources() const {
+  sync::MutexLock lock(&mutex_);
+  std::vector<net::IpAddress> sources;
+  sources.reserve(blocked_per_source_.size());
+  for (const auto& [source, blocked] : blocked_per_source_) sources.push_back(source);
+  return sources;
+}
+
+uint64_t Blacklist::bans_version() const {
+  sync::MutexLock lock(&mutex_);
+  return bans_version_;
 }
 
 // Counting senders go first: forgetting one costs the sender's victim nothing.
@@ -50,7 +70,7 @@ bool Blacklist::RecordInvalid(const Sender& sender) {
     const bool was_blocked = entry->invalid_messages >= options_.threshold;
     entry->invalid_messages = std::min(entry->invalid_messages + 1, options_.threshold);
     const bool blocked = entry->invalid_messages >= options_.threshold;
-    if (blocked && !was_blocked) ++blocked_per_source_[sender.source];
+    if (blocked && !was_blocked) Blocked(sender.source);
     EntryList& from = was_blocked ? table.blocked : table.counting;
     EntryList& to = blocked ? table.blocked : table.counting;
     to.splice(to.end(), from, entry);  // most recently failed last; iterators stay valid
@@ -61,7 +81,7 @@ bool Blacklist::RecordInvalid(const Sender& sender) {
   EntryList& list = blocked ? table.blocked : table.counting;
   list.push_back(Entry{sender, 1});
   table.index.emplace(sender, std::prev(list.end()));
-  if (blocked) ++blocked_per_source_[sender.source];
+  if (blocked) Blocked(sender.source);
   return blocked;
 }
 
@@ -109,6 +129,7 @@ size_t Blacklist::Clear() {
     table->blocked.clear();
     table->index.clear();
   }
+  if (!blocked_per_source_.empty()) ++bans_version_;
   blocked_per_source_.clear();
   return cleared;
 }

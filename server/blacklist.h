@@ -74,6 +74,10 @@ class Blacklist {
   bool IsBlocked(const Sender& sender) const;
   // Whether any sender from `source` is blocked.
   bool IsSourceBanned(const net::IpAddress& source) const;
+  // The sources with a blocked sender, and a number that changes whenever that
+  // set does (so that a caller polling it rebuilds only on change).
+  std::vector<net::IpAddress> BannedSources() const;
+  uint64_t bans_version() const;
   // Returns whether the sender is now blocked.
   bool RecordInvalid(const Sender& sender);
   // A valid message ends the run of consecutive failures.
@@ -99,6 +103,7 @@ class Blacklist {
     return sender.nodename.empty() ? non_members_ : members_;
   }
   void Evict(Table& table) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void Blocked(const net::IpAddress& source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Unblocked(const net::IpAddress& source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const Options options_;
@@ -106,6 +111,7 @@ class Blacklist {
   Table members_ ABSL_GUARDED_BY(mutex_);
   Table non_members_ ABSL_GUARDED_BY(mutex_);
   absl::flat_hash_map<net::IpAddress, uint32_t> blocked_per_source_ ABSL_GUARDED_BY(mutex_);
+  uint64_t bans_version_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace omd::server

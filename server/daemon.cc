@@ -169,7 +169,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   return daemon;
 }
 
-// Every second: the replay journal to disk, refusal summaries to the log.
+// Every second: the replay journal to disk, refusal summaries to the log, and
+// banned outsiders' sources to the kernel's filter.
 void Daemon::Housekeeping() {
   while (true) {
     {
@@ -183,6 +184,11 @@ void Daemon::Housekeeping() {
     absl::Status synced = replay_guard_->Sync();
     if (!synced.ok()) OMD_LOG(WARNING, "replay journal: %s", synced.ToString());
     gate_->refusals().Flush(absl::Now());
+    if (const uint64_t version = blacklist_->bans_version(); version != bans_version_) {
+      bans_version_ = version;
+      listener_->DropSources(
+          address_book_->OutsidersOnly(blacklist_->BannedSources(), absl::Now()));
+    }
   }
 }
 

@@ -87,6 +87,7 @@ class Daemon {
 
   sync::Mutex housekeeping_mutex_;
   bool stopping_ ABSL_GUARDED_BY(housekeeping_mutex_) = false;
+  uint64_t bans_version_ = 0;  // the housekeeping thread's
   std::thread housekeeping_;
   bool shut_down_ = false;
 };

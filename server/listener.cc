@@ -155,6 +155,10 @@ void Listener::CloseConnectionsFrom(const net::IpAddress& source) {
   if (guard_ != nullptr) guard_->CloseConnectionsFrom(source);
 }
 
+void Listener::DropSources(std::vector<net::IpAddress> sources) {
+  if (guard_ != nullptr) guard_->DropSources(std::move(sources));
+}
+
 net::ConnectionGuard::Stats Listener::connection_stats() const {
   return guard_ != nullptr ? guard_->stats() : net::ConnectionGuard::Stats();
 }

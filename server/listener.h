@@ -99,6 +99,8 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   const net::PeerDirectory& directory() const { return directory_; }
   // Closes the connections from a source (e.g. once it is banned).
   void CloseConnectionsFrom(const net::IpAddress& source);
+  // Has the kernel drop these sources' connection attempts (replaces the list).
+  void DropSources(std::vector<net::IpAddress> sources);
   net::ConnectionGuard::Stats connection_stats() const;
   absl::Duration guard_cpu_time() const;
   // gRPC servers built after the first, because the probe failed.

@@ -8,6 +8,7 @@
 #include <grpcpp/impl/rpc_method.h>
 #include <grpcpp/support/sync_stream.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -186,14 +187,25 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
     close(fd);
     return absl::InvalidArgumentError("bad IPv4 address");
   }
+  // Non-blocking (gRPC wants it so), and with a time limit: a source the daemon
+  // drops in the kernel never completes its handshake.
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   if (bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof(source)) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&destination), sizeof(destination)) != 0) {
+      (connect(fd, reinterpret_cast<sockaddr*>(&destination), sizeof(destination)) != 0 &&
+       errno != EINPROGRESS)) {
     absl::Status error = Errno(absl::StrCat("connect from ", source_ip, " to ", target));
     close(fd);
     return error;
   }
-  // gRPC wants a non-blocking descriptor.
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  pollfd connecting{fd, POLLOUT, 0};
+  int error_number = 0;
+  socklen_t length = sizeof(error_number);
+  if (poll(&connecting, 1, 3000) != 1 ||
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &error_number, &length) != 0 || error_number != 0) {
+    close(fd);
+    return absl::UnavailableError(absl::StrCat("connect from ", source_ip, " to ", target,
+                                               ": no answer within 3 s or refused"));
+  }
   return grpc::CreateInsecureChannelFromFd(target, fd);
 }
 
