@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <list>
 #include <utility>
@@ -41,6 +42,14 @@ constexpr absl::Duration kAbuseLogInterval = absl::Seconds(10);
 constexpr absl::Duration kBannedSourceGrace = absl::Milliseconds(200);
 
 enum class WatchKind : uint8_t { kListen, kWake, kClient, kRelay };
+
+// The guard's clock, for deadlines and rates: monotonic, so that a step of the
+// wall clock neither stretches them nor fires them all at once. An absl::Time
+// only for its arithmetic.
+absl::Time MonotonicNow() {
+  return absl::UnixEpoch() +
+         absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+}
 
 }  // namespace
 
@@ -147,10 +156,10 @@ class ConnectionGuard::Loop {
     epoll_event events[kEventsPerWait];
     const int timeout_ms =
         std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.sweep_interval));
-    absl::Time last_sweep = absl::Now();
+    absl::Time last_sweep = MonotonicNow();
     while (!stopping_) {
       const int count = epoll_wait(epoll_fd_, events, kEventsPerWait, timeout_ms);
-      const absl::Time now = absl::Now();
+      const absl::Time now = MonotonicNow();
       for (int i = 0; i < count; ++i) {
         auto* watch = static_cast<WatchPoint*>(events[i].data.ptr);
         switch (watch->kind) {
@@ -210,7 +219,7 @@ class ConnectionGuard::Loop {
 
   // Not at once: the refusal that got the source banned must reach it first.
   void CloseConnectionsFrom(const IpAddress& source_key) {
-    closing_sources_.emplace_back(source_key, absl::Now() + kBannedSourceGrace);
+    closing_sources_.emplace_back(source_key, MonotonicNow() + kBannedSourceGrace);
   }
 
   void CloseDueSources(absl::Time now) {
