@@ -173,8 +173,9 @@ struct CostRow {
   bool failed = false;
 };
 
-std::string Or(const std::optional<double>& value, const char* format) {
-  return value.has_value() ? absl::StrFormat(format, *value) : "-";
+// The value with `decimals` decimals, or "-" if there is none.
+std::string Or(const std::optional<double>& value, int decimals) {
+  return value.has_value() ? absl::StrFormat("%.*f", decimals, *value) : "-";
 }
 
 std::string Ms(absl::Duration duration) {
@@ -205,8 +206,8 @@ void PrintRow(const Row& row) {
   const std::string first_close =
       row.attack ? Seconds(row.attack->first_server_close_after) : "-";
   std::printf("%-20s %9s %7s %7s %8s %6s %5s %7s %7s %6s %6s %9s  %s\n", row.scenario.c_str(),
-              Or(row.cpu_s, "%.2f").c_str(), Or(row.cpu_after_s, "%.2f").c_str(),
-              Or(row.peak_mb, "%.1f").c_str(), Or(row.after_mb, "%.1f").c_str(),
+              Or(row.cpu_s, 2).c_str(), Or(row.cpu_after_s, 2).c_str(),
+              Or(row.peak_mb, 1).c_str(), Or(row.after_mb, 1).c_str(),
               calls.c_str(), failures.c_str(), p50.c_str(), p99.c_str(), opened.c_str(),
               closed.c_str(), first_close.c_str(), absl::StrJoin(row.notes, "; ").c_str());
   std::fflush(stdout);
@@ -226,8 +227,8 @@ void PrintCostRow(const CostRow& row, std::optional<double> valid_us) {
   const std::string rate =
       seconds > 0 ? absl::StrFormat("%.0f", row.messages / seconds) : std::string("-");
   std::printf("%-22s %9lld %8s %9s %8s %7s  %s\n", row.scenario.c_str(),
-              static_cast<long long>(row.messages), rate.c_str(), Or(row.cpu_s, "%.2f").c_str(),
-              Or(us, "%.1f").c_str(), Or(ratio, "%.2f").c_str(),
+              static_cast<long long>(row.messages), rate.c_str(), Or(row.cpu_s, 2).c_str(),
+              Or(us, 1).c_str(), Or(ratio, 2).c_str(),
               absl::StrJoin(row.notes, "; ").c_str());
   std::fflush(stdout);
 }
