@@ -951,8 +951,8 @@ absl::StatusOr<sockaddr_in> TargetAddress(const DaemonProcess& daemon) {
   return target;
 }
 
-// (c): an outsider's 5 forged messages ban its source; then each attempt is a new
-// connection with the preface and one forged request, which omd closes at accept.
+// (c): an outsider's 5 forged messages ban its source; once the daemon has the
+// kernel drop it, each attempt is a SYN that never gets an answer.
 CostRow BannedOutsider(DaemonProcess& daemon) {
   CostRow row;
   absl::StatusOr<sockaddr_in> target = TargetAddress(daemon);
