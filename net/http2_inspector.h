@@ -66,10 +66,9 @@ struct Http2Limits {
 
 class Http2Inspector {
  public:
-  // `limits` must outlive the inspector; it may be swapped with set_limits.
+  // `limits` must outlive the inspector. `now` here and below is the caller's
+  // clock, which only needs to be monotonic.
   Http2Inspector(const Http2Limits* limits, absl::Time now);
-
-  void set_limits(const Http2Limits* limits) { limits_ = limits; }
 
   // What the client sent, in order. OK, or why to close the connection.
   absl::Status FromClient(absl::string_view bytes, absl::Time now);
@@ -110,7 +109,7 @@ class Http2Inspector {
   absl::Status CountControlFrame(absl::Time now);
   void EndRequest(uint32_t stream_id);
 
-  const Http2Limits* limits_;
+  const Http2Limits* const limits_;
   const absl::Time created_at_;
   Reader client_;
   Reader server_;
