@@ -182,7 +182,17 @@ TEST_F(AttackTest, AnEndlessHeaderBlockIsCutShort) {
   rss.Stop();
   EXPECT_GT(stats->connections_closed_by_server, 0) << stats->ToKeyValues();
   EXPECT_LT(stats->closed_connection_lifetime_max, absl::Seconds(1));
-  EXPECT_LT(rss.max_rss_bytes() - rss_before, int64_t{32} << 20);
+  // Under ASan, the thousands of connections opened and closed here fill its
+  // quarantine (freed memory held back to catch use-after-free): the bound is for
+  // ordinary builds, where tools/attack measures RSS flat at rest.
+#ifdef __SANITIZE_ADDRESS__
+  constexpr bool kAsan = true;
+#else
+  constexpr bool kAsan = false;
+#endif
+  if (!kAsan) {
+    EXPECT_LT(rss.max_rss_bytes() - rss_before, int64_t{32} << 20);
+  }
   ExpectServing();
 }
 
