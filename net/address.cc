@@ -54,13 +54,6 @@ std::optional<IpAddress> IpAddress::Parse(absl::string_view text) {
   return std::nullopt;
 }
 
-bool IpAddress::IsLoopback() const {
-  if (v4_) return bytes_[0] == 127;
-  static constexpr std::array<uint8_t, 16> kLoopback = {0, 0, 0, 0, 0, 0, 0, 0,
-                                                        0, 0, 0, 0, 0, 0, 0, 1};
-  return prefix_length_ == 128 && bytes_ == kLoopback;
-}
-
 IpAddress IpAddress::SourceKey() const {
   if (v4_ || prefix_length_ <= 64) return *this;
   IpAddress key = *this;

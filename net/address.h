@@ -35,7 +35,6 @@ class IpAddress {
   static std::optional<IpAddress> Parse(absl::string_view text);
 
   bool is_v4() const { return v4_; }
-  bool IsLoopback() const;
   // 32 or 128 for an address, 64 for an IPv6 source key.
   int prefix_length() const { return prefix_length_; }
   // Network order: IPv4 in the first 4 bytes, the rest zero.

@@ -181,9 +181,7 @@ class ConnectionGuard::Loop {
       }
       closed_.clear();  // connections closed during this round, freed now
     }
-    std::vector<Connection*> open;
-    for (auto& [id, connection] : connections_) open.push_back(connection.get());
-    for (Connection* connection : open) Close(*connection);
+    CloseWhere([](const Connection&) { return true; });
     closed_.clear();
     StopAccepting();
     final_cpu_time_ns_.store(absl::ToInt64Nanoseconds(ThisThreadCpuTime()));
@@ -223,16 +221,23 @@ class ConnectionGuard::Loop {
   }
 
   void CloseDueSources(absl::Time now) {
-    std::vector<Connection*> victims;
     for (auto it = closing_sources_.begin(); it != closing_sources_.end();) {
       if (it->second > now) {
         ++it;
         continue;
       }
-      for (auto& [id, connection] : connections_) {
-        if (connection->source == it->first) victims.push_back(connection.get());
-      }
+      const IpAddress source = it->first;
       it = closing_sources_.erase(it);
+      CloseWhere([&source](const Connection& connection) { return connection.source == source; });
+    }
+  }
+
+  // Closes every connection `matches`; collected first, since closing erases.
+  template <typename Predicate>
+  void CloseWhere(Predicate matches) {
+    std::vector<Connection*> victims;
+    for (auto& [id, connection] : connections_) {
+      if (matches(*connection)) victims.push_back(connection.get());
     }
     for (Connection* victim : victims) Close(*victim);
   }
@@ -256,11 +261,9 @@ class ConnectionGuard::Loop {
   }
 
   void CloseClass(PeerClass peer_class) {
-    std::vector<Connection*> victims;
-    for (auto& [id, connection] : connections_) {
-      if (connection->peer_class == peer_class) victims.push_back(connection.get());
-    }
-    for (Connection* victim : victims) Close(*victim);
+    CloseWhere([peer_class](const Connection& connection) {
+      return connection.peer_class == peer_class;
+    });
   }
 
   Stats stats() const {

@@ -1,5 +1,6 @@
-// The address part of a gRPC peer string, the key the blacklist uses with the
-// claimed node name.
+// The address part of a gRPC peer string, for connections gRPC accepted itself
+// (the daemon's own come through net/connection_guard.h, named "fd:N"); and
+// host:port joined for gRPC targets.
 //
 //   PeerAddress("ipv4:127.0.0.2:51234") == "127.0.0.2"
 //   PeerAddress("ipv6:[::1]:51234") == "::1"

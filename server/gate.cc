@@ -77,6 +77,14 @@ absl::Status Gate::Refuse(const Sender& sender, const Peer& peer, absl::Status s
   return status;
 }
 
+absl::Status Gate::RefuseBlacklisted(const Sender& sender) {
+  // Built once: this is the refusal a flood gets, message after message.
+  static const absl::Status* const kBlacklisted = new absl::Status(
+      absl::PermissionDeniedError("sender is blacklisted after repeated invalid messages"));
+  refusals_.Record(sender, *kBlacklisted, absl::Now());
+  return *kBlacklisted;
+}
+
 absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
                                             MethodAccess access,
                                             absl::string_view grpc_peer,
@@ -88,21 +96,14 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
   v1::Envelope envelope;
   if (!ParseEnvelope(request, &envelope)) {
     Sender sender{"", source};
-    if (blacklist_->IsBlocked(sender)) {
-      return absl::PermissionDeniedError("sender is blacklisted after repeated invalid messages");
-    }
+    if (blacklist_->IsBlocked(sender)) return RefuseBlacklisted(sender);
     return Refuse(sender, *peer, absl::InvalidArgumentError("request is not an omd.v1.Envelope"));
   }
   std::shared_ptr<const ClusterView> view = cluster_view();
   const bool valid_name = config::IsValidName(envelope.nodename());
   const bool member = valid_name && view->nodes.contains(envelope.nodename());
   Sender sender{member ? envelope.nodename() : std::string(), source};
-  if (blacklist_->IsBlocked(sender)) {
-    static const absl::Status* const kBlocked = new absl::Status(absl::PermissionDeniedError(
-        "sender is blacklisted after repeated invalid messages"));
-    refusals_.Record(sender, *kBlocked, absl::Now());
-    return *kBlocked;
-  }
+  if (blacklist_->IsBlocked(sender)) return RefuseBlacklisted(sender);
   // An invalid name is refused on every method: it could reach a log line, a
   // reply's recipient, a path.
   if (!valid_name) {

@@ -121,6 +121,8 @@ class Gate {
   absl::StatusOr<Peer> ResolvePeer(absl::string_view grpc_peer) const;
   // Counts an invalid message of `sender` and logs it (rate-limited).
   absl::Status Refuse(const Sender& sender, const Peer& peer, absl::Status status);
+  // A blacklisted sender's message: not counted again, summed in the log.
+  absl::Status RefuseBlacklisted(const Sender& sender);
 
   const Options options_;
   Blacklist* const blacklist_;

@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(Options options) {
       net::Listen(listener->options_.address, listener->options_.port);
   if (!socket.ok()) return socket.status();
   listener->listen_fd_ = socket->fd;
+  listener->port_ = socket->port;
   listener->address_ = rpc::JoinHostPort(listener->options_.address, socket->port);
   return listener;
 }
@@ -209,8 +210,7 @@ void Listener::CheckMemory() {
 void Listener::WatchLoop() {
   const std::function<bool(const std::string&, absl::Duration)> probe =
       options_.probe ? options_.probe : HealthCheck;
-  const std::string target =
-      ProbeTarget(options_.address, std::stoi(address_.substr(address_.rfind(':') + 1)));
+  const std::string target = ProbeTarget(options_.address, port_);
   const absl::Duration tick = std::min(kMemoryCheckInterval, options_.probe_interval);
   absl::Time next_probe = absl::Now() + options_.probe_interval;
   int failures = 0;

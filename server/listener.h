@@ -132,6 +132,7 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
 
   const Options options_;
   std::string address_;
+  int port_ = 0;        // the bound one
   int listen_fd_ = -1;  // until Start hands it to the guard
   net::PeerDirectory directory_;
   ServiceFactory services_;

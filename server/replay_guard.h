@@ -117,7 +117,6 @@ class ReplayGuard {
 
   // Ids held.
   size_t held() const;
-  size_t capacity() const { return options_.capacity; }
 
   // Set when the journal could not vouch for every id accepted before this start:
   // envelopes sent before it are refused. floor_reason() says why, for the log.

@@ -2,11 +2,7 @@
 // attackers speaking raw HTTP/2 from many loopback sources (testing/http2_attack.h),
 // and a peer (node2, from its own address) whose calls must keep being served.
 // Each attack lasts seconds; tools/attack runs longer ones and prints figures.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/resource.h>
 
 #include <memory>
@@ -32,27 +28,6 @@ constexpr int64_t kRestingBytes = int64_t{32} << 20;
 
 double CpuSeconds(pid_t pid) { return ProcessCpuSeconds(pid).value_or(-1); }
 
-// Whether a TCP handshake from `source` to `target` ("a.b.c.d:port") completes.
-bool HandshakeCompletes(const std::string& source, const std::string& target,
-                        absl::Duration wait) {
-  const size_t colon = target.rfind(':');
-  sockaddr_in from{};
-  sockaddr_in to{};
-  from.sin_family = to.sin_family = AF_INET;
-  inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-  inet_pton(AF_INET, target.substr(0, colon).c_str(), &to.sin_addr);
-  to.sin_port = htons(static_cast<uint16_t>(std::stoi(target.substr(colon + 1))));
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from));
-  connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to));
-  pollfd connecting{fd, POLLOUT, 0};
-  int error = -1;
-  socklen_t length = sizeof(error);
-  const bool done = poll(&connecting, 1, static_cast<int>(absl::ToInt64Milliseconds(wait))) == 1 &&
-                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
-  close(fd);
-  return done;
-}
 
 class AttackTest : public ::testing::Test {
  protected:
@@ -261,10 +236,10 @@ TEST_F(AttackTest, ABannedOutsidersAttemptsAreDroppedInTheKernel) {
   // dropped in the kernel, it never does.
   int handshakes = 0;
   for (int i = 0; i < 10; ++i) {
-    handshakes += HandshakeCompletes("127.0.10.1", daemon_->address(), absl::Milliseconds(100));
+    handshakes += ConnectFromSource("127.0.10.1", daemon_->address(), absl::Milliseconds(100)).ok();
   }
   EXPECT_EQ(handshakes, 0);
-  EXPECT_TRUE(HandshakeCompletes("127.0.10.2", daemon_->address(), absl::Seconds(2)));
+  EXPECT_TRUE(ConnectFromSource("127.0.10.2", daemon_->address(), absl::Seconds(2)).ok());
   EXPECT_TRUE(ProbeHttp2Server(From("127.0.10.2"), absl::Seconds(2)).ok());
   ExpectServing();
 }

@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "config/atomic_file.h"
 #include "config/node_config.h"
+#include "posix/unique_fd.h"
 #include "process/subprocess.h"
 #include "proto/health.grpc.pb.h"
 #include "rpc/agent_methods.h"
@@ -168,15 +169,14 @@ OmResult RunOm(const std::string& root, const std::vector<std::string>& args) {
   return result;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
-    const std::string& source_ip, const std::string& target) {
+absl::StatusOr<posix::UniqueFd> ConnectFromSource(const std::string& source_ip,
+                                                  const std::string& target,
+                                                  absl::Duration timeout) {
   std::vector<std::string> host_port = absl::StrSplit(target, ':');
   int port = 0;
   if (host_port.size() != 2 || !absl::SimpleAtoi(host_port[1], &port)) {
     return absl::InvalidArgumentError(absl::StrCat("not an IPv4 host:port: ", target));
   }
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Errno("socket");
   sockaddr_in source{};
   source.sin_family = AF_INET;
   sockaddr_in destination{};
@@ -184,29 +184,33 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
   destination.sin_port = htons(static_cast<uint16_t>(port));
   if (inet_pton(AF_INET, source_ip.c_str(), &source.sin_addr) != 1 ||
       inet_pton(AF_INET, host_port[0].c_str(), &destination.sin_addr) != 1) {
-    close(fd);
     return absl::InvalidArgumentError("bad IPv4 address");
   }
-  // Non-blocking (gRPC wants it so), and with a time limit: a source the daemon
-  // drops in the kernel never completes its handshake.
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof(source)) != 0 ||
-      (connect(fd, reinterpret_cast<sockaddr*>(&destination), sizeof(destination)) != 0 &&
+  posix::UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.is_open()) return Errno("socket");
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&source), sizeof(source)) != 0 ||
+      (connect(fd.get(), reinterpret_cast<sockaddr*>(&destination), sizeof(destination)) != 0 &&
        errno != EINPROGRESS)) {
-    absl::Status error = Errno(absl::StrCat("connect from ", source_ip, " to ", target));
-    close(fd);
-    return error;
+    return Errno(absl::StrCat("connect from ", source_ip, " to ", target));
   }
-  pollfd connecting{fd, POLLOUT, 0};
+  pollfd connecting{fd.get(), POLLOUT, 0};
   int error_number = 0;
   socklen_t length = sizeof(error_number);
-  if (poll(&connecting, 1, 3000) != 1 ||
-      getsockopt(fd, SOL_SOCKET, SO_ERROR, &error_number, &length) != 0 || error_number != 0) {
-    close(fd);
+  if (poll(&connecting, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) != 1 ||
+      getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error_number, &length) != 0 ||
+      error_number != 0) {
     return absl::UnavailableError(absl::StrCat("connect from ", source_ip, " to ", target,
-                                               ": no answer within 3 s or refused"));
+                                               ": no answer within ",
+                                               absl::FormatDuration(timeout), " or refused"));
   }
-  return grpc::CreateInsecureChannelFromFd(target, fd);
+  return fd;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
+    const std::string& source_ip, const std::string& target) {
+  absl::StatusOr<posix::UniqueFd> fd = ConnectFromSource(source_ip, target, absl::Seconds(3));
+  if (!fd.ok()) return fd.status();
+  return grpc::CreateInsecureChannelFromFd(target, fd->Release());
 }
 
 grpc::Status CallAgentMethod(grpc::Channel* channel, const std::string& method_name,

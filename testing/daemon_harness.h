@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "posix/unique_fd.h"
 
 namespace omd::testing {
 
@@ -90,7 +91,15 @@ struct OmResult {
 // Runs `om --root ROOT args...`.
 OmResult RunOm(const std::string& root, const std::vector<std::string>& args);
 
-// A channel to `target` whose connection leaves from `source_ip`, e.g. 127.0.0.3.
+// A TCP connection to `target` ("a.b.c.d:port") from `source_ip`, non-blocking,
+// once its handshake has completed; UNAVAILABLE if it did not within `timeout`
+// (a source the daemon drops in the kernel never completes it).
+absl::StatusOr<posix::UniqueFd> ConnectFromSource(const std::string& source_ip,
+                                                  const std::string& target,
+                                                  absl::Duration timeout);
+
+// A channel to `target` whose connection leaves from `source_ip`, e.g. 127.0.0.3
+// (connected within 3 s).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
     const std::string& source_ip, const std::string& target);
 
