@@ -20,7 +20,7 @@ constexpr absl::string_view kIdentify = "Identify";
 
 std::shared_ptr<grpc::Channel> NewChannel(const AgentClient::Options& options) {
   grpc::ChannelArguments arguments;
-  // Matches the daemon's keepalive policy (server/daemon.cc), for long streams.
+  // Matches the daemon's keepalive policy (daemon/daemon.cc), for long streams.
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   if (options.initial_reconnect_backoff > absl::ZeroDuration()) {

@@ -48,7 +48,7 @@ absl::Status Errno(const std::string& what) {
 
 }  // namespace
 
-std::string OmdPath() { return Runfile("server/omd"); }
+std::string OmdPath() { return Runfile("daemon/omd"); }
 std::string OmPath() { return Runfile("client/om"); }
 
 std::string NewTempDir(const std::string& prefix) {

@@ -31,7 +31,7 @@
 #include "config/node_config.h"
 #include "proto/omd.pb.h"
 #include "server/agent_service.h"
-#include "server/daemon.h"
+#include "daemon/daemon.h"
 #include "server/dequeue_runner.h"
 #include "server/handler_registry.h"
 #include "server/listener.h"
@@ -66,7 +66,7 @@ struct DirectServer {
   std::string address;
 };
 
-absl::StatusOr<std::unique_ptr<DirectServer>> StartDirect(server::Daemon& daemon) {
+absl::StatusOr<std::unique_ptr<DirectServer>> StartDirect(daemon::Daemon& daemon) {
   auto direct = std::make_unique<DirectServer>();
   server::DequeueRunner::Options dequeue;
   dequeue.argv = {"/bin/true"};
@@ -94,7 +94,7 @@ struct Mode {
   bool unencrypted = false;
   bool direct = false;
   TemporaryRoot root;  // outlives `daemon`, declared before it
-  std::unique_ptr<server::Daemon> daemon;
+  std::unique_ptr<daemon::Daemon> daemon;
   std::unique_ptr<DirectServer> direct_server;
   std::string target;
   std::vector<absl::Duration> latencies;
@@ -110,7 +110,7 @@ absl::Duration ProcessCpuTime() {
   return absl::DurationFromTimeval(usage.ru_utime) + absl::DurationFromTimeval(usage.ru_stime);
 }
 
-absl::StatusOr<std::unique_ptr<server::Daemon>> StartDaemon(bool unencrypted,
+absl::StatusOr<std::unique_ptr<daemon::Daemon>> StartDaemon(bool unencrypted,
                                                           TemporaryRoot& temporary) {
   char root_template[] = "/tmp/omd-bench.XXXXXX";
   const char* root = mkdtemp(root_template);
@@ -124,11 +124,11 @@ absl::StatusOr<std::unique_ptr<server::Daemon>> StartDaemon(bool unencrypted,
                    "\nnodes = node1 node2\n[listener]\naddr = 127.0.0.1\nport = 0\n"),
       0600);
   if (!written.ok()) return written;
-  server::Daemon::Options options;
+  daemon::Daemon::Options options;
   options.root = root;
   options.dequeue_command = {"/bin/true"};
   options.unencrypted_for_benchmark = unencrypted;
-  return server::Daemon::Start(options);
+  return daemon::Daemon::Start(options);
 }
 
 // One round: `in_flight` threads call BlacklistStatus back to back.
@@ -201,7 +201,7 @@ int Run() {
   modes[2].name = "unencrypted";
   modes[2].unencrypted = true;
   for (Mode& mode : modes) {
-    absl::StatusOr<std::unique_ptr<server::Daemon>> daemon =
+    absl::StatusOr<std::unique_ptr<daemon::Daemon>> daemon =
         StartDaemon(mode.unencrypted, mode.root);
     if (!daemon.ok()) {
       std::fprintf(stderr, "cannot start a daemon: %s\n", daemon.status().ToString().c_str());

@@ -1,6 +1,6 @@
 """The Python client (omd_envelope.AgentClient) against the real daemon.
 
-Each test of PythonClientTest starts `server/omd` on a fresh root with a node.conf
+Each test of PythonClientTest starts `daemon/omd` on a fresh root with a node.conf
 written here (node1 of cluster `test`, members node1 and node2, listening on
 127.0.0.1 with an ephemeral port), talks to it only as PROTOCOL.md describes, and
 stops it with SIGTERM (a test may also restart it on the same root). The client
@@ -47,14 +47,14 @@ port = 0
 
 
 def omd_binary() -> str:
-    """$OMD_BINARY, else server/omd in the Bazel runfiles, else in bazel-bin."""
+    """$OMD_BINARY, else daemon/omd in the Bazel runfiles, else in bazel-bin."""
     if os.environ.get("OMD_BINARY"):
         return os.environ["OMD_BINARY"]
     for base in (os.environ.get("TEST_SRCDIR"), os.environ.get("RUNFILES_DIR")):
-        if base and os.path.exists(os.path.join(base, "omd", "server", "omd")):
-            return os.path.join(base, "omd", "server", "omd")
+        if base and os.path.exists(os.path.join(base, "omd", "daemon", "omd")):
+            return os.path.join(base, "omd", "daemon", "omd")
     here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(here, os.pardir, os.pardir, "bazel-bin", "server", "omd")
+    return os.path.join(here, os.pardir, os.pardir, "bazel-bin", "daemon", "omd")
 
 
 def _code(call) -> grpc.StatusCode:

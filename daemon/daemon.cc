@@ -1,4 +1,4 @@
-#include "server/daemon.h"
+#include "daemon/daemon.h"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@
 #include "server/agent_service.h"
 #include "server/listener_handlers.h"
 
-namespace omd::server {
+namespace omd::daemon {
 namespace {
 
 constexpr absl::string_view kAgentServiceName = "omd.v1.Agent";
@@ -36,9 +36,9 @@ std::string OmBesideThisBinary() {
   return "om";  // looked up in PATH when run
 }
 
-std::shared_ptr<const ClusterView> MakeClusterView(const config::NodeConfig& config,
+std::shared_ptr<const server::ClusterView> MakeClusterView(const config::NodeConfig& config,
                                                    bool unencrypted_for_benchmark) {
-  auto view = std::make_shared<ClusterView>();
+  auto view = std::make_shared<server::ClusterView>();
   view->nodes.insert(config.cluster_nodes.begin(), config.cluster_nodes.end());
   crypto::EnvelopeOptions envelope = config::EnvelopeOptionsFor(config);
   envelope.unencrypted_for_benchmark = unencrypted_for_benchmark;
@@ -88,7 +88,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   if (!config.ok()) return config.status();
   const config::NodeConfig& node = *config;
 
-  Listener::Options listener;
+  server::Listener::Options listener;
   listener.address = node.listener_addr;
   listener.port = node.listener_port;
   listener.max_request_bytes = options.max_request_bytes;
@@ -97,45 +97,45 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   listener.guard = options.connections;
   listener.health_names = {std::string(kAgentServiceName)};
   listener.shutdown_grace = options.shutdown_grace;
-  absl::StatusOr<std::unique_ptr<Listener>> bound = Listener::Bind(std::move(listener));
+  absl::StatusOr<std::unique_ptr<server::Listener>> bound = server::Listener::Bind(std::move(listener));
   if (!bound.ok()) return bound.status();  // "cannot listen on 127.0.0.1:1214: ..."
   daemon->listener_ = *std::move(bound);
 
-  daemon->blacklist_ = std::make_unique<Blacklist>(Blacklist::Options());
+  daemon->blacklist_ = std::make_unique<server::Blacklist>(server::Blacklist::Options());
   daemon->address_book_ =
-      std::make_unique<AddressBook>(AddressBook::Options(), daemon->blacklist_.get());
+      std::make_unique<server::AddressBook>(server::AddressBook::Options(), daemon->blacklist_.get());
   daemon->address_book_->SetLocal(LocalAddresses(node));
   daemon->address_book_->SetConfiguredMembers(MemberAddresses(node));
 
-  ReplayGuard::Options replay;
+  server::ReplayGuard::Options replay;
   replay.clock_skew = node.clock_skew;
   replay.retention = 2 * node.clock_skew;
   replay.sync_interval = kHousekeepingInterval;
   replay.journal_path = absl::StrCat(options.root, "/var/replay.journal");
-  absl::StatusOr<std::unique_ptr<ReplayGuard>> replay_guard = ReplayGuard::Create(replay);
+  absl::StatusOr<std::unique_ptr<server::ReplayGuard>> replay_guard = server::ReplayGuard::Create(replay);
   if (!replay_guard.ok()) return replay_guard.status();
   daemon->replay_guard_ = *std::move(replay_guard);
 
-  Gate::Options gate;
-  Listener* const listener_ptr = daemon->listener_.get();
+  server::Gate::Options gate;
+  server::Listener* const listener_ptr = daemon->listener_.get();
   gate.on_source_banned = [listener_ptr](const net::IpAddress& source) {
     listener_ptr->CloseConnectionsFrom(source);
   };
-  daemon->gate_ = std::make_unique<Gate>(
+  daemon->gate_ = std::make_unique<server::Gate>(
       std::move(gate), MakeClusterView(node, options.unencrypted_for_benchmark),
       daemon->blacklist_.get(), daemon->replay_guard_.get(), daemon->address_book_.get(),
       &daemon->listener_->directory());
 
-  DequeueRunner::Options dequeue;
+  server::DequeueRunner::Options dequeue;
   dequeue.argv = options.dequeue_command;
   if (dequeue.argv.empty()) {
     dequeue.argv = {OmBesideThisBinary(), "--root", options.root, "node", "dequeue",
                     "actions"};
   }
   dequeue.timeout = options.dequeue_timeout;
-  daemon->dequeue_runner_ = std::make_unique<DequeueRunner>(std::move(dequeue));
+  daemon->dequeue_runner_ = std::make_unique<server::DequeueRunner>(std::move(dequeue));
 
-  absl::Status added = AddListenerHandlers(daemon->gate_.get(),
+  absl::Status added = server::AddListenerHandlers(daemon->gate_.get(),
                                            daemon->dequeue_runner_.get(),
                                            &daemon->handlers_);
   if (!added.ok()) return added;
@@ -143,8 +143,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   Daemon* const self = daemon.get();
   absl::Status started = daemon->listener_->Start(
       [self]() -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
-        absl::StatusOr<std::unique_ptr<AgentService>> agent =
-            AgentService::Create(self->gate_.get(), &self->handlers_, &self->dispatched_calls_);
+        absl::StatusOr<std::unique_ptr<server::AgentService>> agent =
+            server::AgentService::Create(self->gate_.get(), &self->handlers_, &self->dispatched_calls_);
         if (!agent.ok()) return agent.status();
         std::vector<std::unique_ptr<grpc::Service>> services;
         services.push_back(*std::move(agent));
@@ -211,4 +211,4 @@ void Daemon::Shutdown() {
 
 Daemon::~Daemon() { Shutdown(); }
 
-}  // namespace omd::server
+}  // namespace omd::daemon

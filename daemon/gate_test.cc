@@ -12,11 +12,12 @@
 #include "gtest/gtest.h"
 #include "proto/omd.pb.h"
 #include "rpc/agent_methods.h"
-#include "server/daemon.h"
+#include "daemon/daemon.h"
 #include "testing/daemon_harness.h"
 #include "testing/http2_attack.h"
 
 namespace omd::server {
+using daemon::Daemon;
 namespace {
 
 using ::omd::testing::ChannelFromSource;

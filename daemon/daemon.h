@@ -6,8 +6,8 @@
 //   options.root = "/var/lib/omd";
 //   absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
 //   ... (*daemon)->Shutdown();
-#ifndef OMD_SERVER_DAEMON_H_
-#define OMD_SERVER_DAEMON_H_
+#ifndef OMD_DAEMON_DAEMON_H_
+#define OMD_DAEMON_DAEMON_H_
 
 #include <atomic>
 #include <cstddef>
@@ -29,7 +29,7 @@
 #include "server/replay_guard.h"
 #include "sync/mutex.h"
 
-namespace omd::server {
+namespace omd::daemon {
 
 class Daemon {
  public:
@@ -60,9 +60,9 @@ class Daemon {
   // "host:port" the listener is bound to; also written to
   // config::ListenerAddressPath(root).
   const std::string& address() const { return listener_->address(); }
-  Gate& gate() { return *gate_; }
-  Listener& listener() { return *listener_; }
-  ReplayGuard& replay_guard() { return *replay_guard_; }
+  server::Gate& gate() { return *gate_; }
+  server::Listener& listener() { return *listener_; }
+  server::ReplayGuard& replay_guard() { return *replay_guard_; }
   // Calls the gate admitted and passed on (to a handler, or UNIMPLEMENTED).
   int64_t dispatched_calls() const { return dispatched_calls_.load(); }
 
@@ -76,13 +76,13 @@ class Daemon {
   void Housekeeping();
 
   Options options_;
-  std::unique_ptr<Listener> listener_;
-  std::unique_ptr<Blacklist> blacklist_;
-  std::unique_ptr<AddressBook> address_book_;
-  std::unique_ptr<ReplayGuard> replay_guard_;
-  std::unique_ptr<Gate> gate_;
-  std::unique_ptr<DequeueRunner> dequeue_runner_;
-  HandlerRegistry handlers_;
+  std::unique_ptr<server::Listener> listener_;
+  std::unique_ptr<server::Blacklist> blacklist_;
+  std::unique_ptr<server::AddressBook> address_book_;
+  std::unique_ptr<server::ReplayGuard> replay_guard_;
+  std::unique_ptr<server::Gate> gate_;
+  std::unique_ptr<server::DequeueRunner> dequeue_runner_;
+  server::HandlerRegistry handlers_;
   std::atomic<int64_t> dispatched_calls_{0};
 
   sync::Mutex housekeeping_mutex_;
@@ -92,6 +92,6 @@ class Daemon {
   bool shut_down_ = false;
 };
 
-}  // namespace omd::server
+}  // namespace omd::daemon
 
-#endif  // OMD_SERVER_DAEMON_H_
+#endif  // OMD_DAEMON_DAEMON_H_

@@ -10,7 +10,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "log/log.h"
-#include "server/daemon.h"
+#include "daemon/daemon.h"
 
 ABSL_FLAG(std::string, root, "./var/omd",
           "Root directory: ROOT/etc/node.conf (created with a random secret if "
@@ -34,7 +34,7 @@ int Run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  omd::server::Daemon::Options options;
+  omd::daemon::Daemon::Options options;
   options.root = absl::GetFlag(FLAGS_root);
   options.dequeue_command = absl::StrSplit(absl::GetFlag(FLAGS_dequeue_command), ' ',
                                            absl::SkipEmpty());
@@ -46,8 +46,8 @@ int Run() {
   }
   options.max_request_bytes = static_cast<size_t>(max_request_bytes);
 
-  absl::StatusOr<std::unique_ptr<omd::server::Daemon>> daemon =
-      omd::server::Daemon::Start(options);
+  absl::StatusOr<std::unique_ptr<omd::daemon::Daemon>> daemon =
+      omd::daemon::Daemon::Start(options);
   if (!daemon.ok()) {
     OMD_LOG(ERROR, "omd cannot start: %s", daemon.status().ToString());
     return EXIT_FAILURE;
