@@ -15,76 +15,21 @@
 #include "absl/strings/strip.h"
 #include "client/action_queue.h"
 #include "client/agent_client.h"
-#include "config/atomic_file.h"
-#include "config/envelope_options.h"
-#include "config/node_config.h"
+#include "client/cluster_commands.h"
+#include "client/daemon_call.h"
+#include "client/daemon_commands.h"
+#include "client/node_commands.h"
 #include "config/quote.h"
 #include "process/subprocess.h"
 #include "proto/omd.pb.h"
-#include "rpc/peer.h"
 
 namespace omd::client {
 namespace {
 
-// Where to reach the daemon of `config`: --server, else node.conf's listener, with
-// a wildcard address replaced by loopback and port 0 resolved from the address
-// the daemon recorded when it bound.
-absl::StatusOr<std::string> DaemonTarget(const CommandContext& context,
-                                         const config::NodeConfig& config) {
-  if (!context.server.empty()) return context.server;
-  if (config.listener_port == 0) {
-    absl::StatusOr<std::string> recorded =
-        config::ReadFileToString(config::ListenerAddressPath(context.root), 4096);
-    if (!recorded.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "node.conf sets [listener] port = 0 and the daemon has not recorded its "
-          "address: is omd running? (", recorded.status().message(), ")"));
-    }
-    return std::string(absl::StripAsciiWhitespace(*recorded));
-  }
-  std::string host = config.listener_addr;
-  if (host == "0.0.0.0") host = "127.0.0.1";
-  if (host == "::") host = "::1";
-  return rpc::JoinHostPort(host, config.listener_port);
-}
-
-absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContext& context) {
-  absl::StatusOr<config::NodeConfig> config = config::LoadNodeConfig(context.root);
-  if (!config.ok()) return config.status();
-  AgentClient::Options options;
-  absl::StatusOr<std::string> target = DaemonTarget(context, *config);
-  if (!target.ok()) return target.status();
-  options.target = *target;
-  options.envelope = config::EnvelopeOptionsFor(*config);
-  // The local daemon is this node; a --server peer is who --node says, or, unknown,
-  // learned with Identify before the first request (AgentClient).
-  options.recipient = !context.server_node.empty() ? context.server_node
-                      : context.server.empty()     ? config->node_name
-                                                   : "";
-  options.reply_senders.insert(config->cluster_nodes.begin(), config->cluster_nodes.end());
-  options.timeout = context.timeout;
-  // om's channel serves one call and is gone: reconnecting soon costs nothing,
-  // and om waits at exit for that timer to let go of gRPC (client/om_main.cc).
-  options.initial_reconnect_backoff = absl::Milliseconds(100);
-  return AgentClient::Create(std::move(options));
-}
-
-// Calls `method` of the daemon, and records in `result` which node answered.
-template <typename Reply, typename Request>
-absl::StatusOr<Reply> CallDaemon(const CommandContext& context, absl::string_view method,
-                                 const Request& request, CommandResult& result) {
-  absl::StatusOr<std::unique_ptr<AgentClient>> client = ConnectToDaemon(context);
-  if (!client.ok()) return client.status();
-  absl::StatusOr<Reply> reply = (*client)->template Call<Reply>(method, request);
-  result.node = (*client)->daemon_node();
-  return reply;
-}
-
 CommandResult BlacklistStatus(const CommandContext& context) {
   CommandResult result;
-  absl::StatusOr<v1::BlacklistStatusReply> reply =
-      CallDaemon<v1::BlacklistStatusReply>(context, "BlacklistStatus",
-                                           v1::BlacklistStatusRequest(), result);
+  absl::StatusOr<v1::BlacklistStatusReply> reply = CallDaemon<v1::BlacklistStatusReply>(
+      context, "BlacklistStatus", v1::BlacklistStatusRequest(), result);
   if (!reply.ok()) {
     result.status = reply.status();
     return result;
@@ -92,8 +37,11 @@ CommandResult BlacklistStatus(const CommandContext& context) {
   // As in the spec, {"<sender>": <count>}; a sender is a name at an address, since
   // the same name from another address is counted apart (server/blacklist.h).
   auto& counts = *result.data.mutable_struct_value()->mutable_fields();
-  if (reply->entries().empty()) result.text = "No sender has sent invalid messages.\n";
-  else result.text = absl::StrFormat("%-24s %-40s %8s  %s\n", "NODE", "ADDRESS", "INVALID", "STATE");
+  if (reply->entries().empty())
+    result.text = "No sender has sent invalid messages.\n";
+  else
+    result.text =
+        absl::StrFormat("%-24s %-40s %8s  %s\n", "NODE", "ADDRESS", "INVALID", "STATE");
   for (const v1::BlacklistEntry& entry : reply->entries()) {
     // An empty name: the non-member names from that source, counted together.
     const std::string name = entry.nodename().empty() ? "(non-member)" : entry.nodename();
@@ -174,49 +122,39 @@ CommandResult DequeueActionsCommand(const CommandContext& context) {
   return result;
 }
 
-// Commands that take no arguments beyond their words.
-Command Simple(std::vector<std::string> words, std::string summary,
-               CommandResult (*run)(const CommandContext&)) {
-  return Command{
-      std::move(words), std::move(summary),
-      [run](const CommandContext& context, absl::Span<const std::string> arguments) {
-        if (!arguments.empty()) {
-          CommandResult result;
-          result.status = absl::InvalidArgumentError(
-              absl::StrCat("unexpected argument \"", arguments.front(), "\""));
-          return result;
-        }
-        return run(context);
-      },
-      /*options=*/{}};
-}
-
 // Whether `argument` is --NAME or --NAME=VALUE for one of `command`'s options.
 bool IsOwnOption(const Command& command, absl::string_view argument) {
   if (!absl::ConsumePrefix(&argument, "--")) return false;
   const absl::string_view name = argument.substr(0, argument.find('='));
-  return !name.empty() &&
-         std::find(command.options.begin(), command.options.end(), name) !=
-             command.options.end();
+  return !name.empty() && std::find(command.options.begin(), command.options.end(),
+                                    name) != command.options.end();
 }
 
 }  // namespace
 
 const std::vector<Command>& Commands() {
-  static const std::vector<Command>* const commands = new std::vector<Command>{
-      Simple({"daemon", "blacklist", "status"},
-             "Counts of consecutive invalid messages, by sender (name@address).",
-             BlacklistStatus),
-      Simple({"daemon", "blacklist", "clear"}, "Forget every count: unblock all senders.",
-             BlacklistClear),
-      Simple({"daemon", "empty-packet"},
-             "Send the authenticated empty packet: the daemon runs "
-             "`om node dequeue actions`.",
-             EmptyPacket),
-      Simple({"node", "dequeue", "actions"},
-             "Run the om commands queued in ROOT/var/actions/queue/, in name order.",
-             DequeueActionsCommand),
-  };
+  static const std::vector<Command>* const commands = [] {
+    auto* all = new std::vector<Command>{
+        SimpleCommand({"daemon", "blacklist", "status"},
+                      "Counts of consecutive invalid messages, by sender (name@address).",
+                      BlacklistStatus),
+        SimpleCommand({"daemon", "blacklist", "clear"},
+                      "Forget every count: unblock all senders.", BlacklistClear),
+        SimpleCommand({"daemon", "empty-packet"},
+                      "Send the authenticated empty packet: the daemon runs "
+                      "`om node dequeue actions`.",
+                      EmptyPacket),
+        SimpleCommand(
+            {"node", "dequeue", "actions"},
+            "Run the om commands queued in ROOT/var/actions/queue/, in name order.",
+            DequeueActionsCommand),
+    };
+    for (std::vector<Command> (*more)() :
+         {DaemonCommands, ClusterCommands, NodeCommands}) {
+      for (Command& command : more()) all->push_back(std::move(command));
+    }
+    return all;
+  }();
   return *commands;
 }
 
@@ -260,13 +198,13 @@ absl::Status CheckQueuedAction(absl::Span<const Command> commands,
   for (const std::string& argument : arguments) {
     if (!absl::StartsWith(argument, "-") || IsOwnOption(*command, argument)) continue;
     const std::string words = absl::StrJoin(command->words, " ");
-    return absl::InvalidArgumentError(absl::StrCat(
-        kRefusal, config::QuoteForMessage(argument), " (",
-        command->options.empty()
-            ? absl::StrCat("om ", words, " has no options of its own")
-            : absl::StrCat("the options of om ", words, ": --",
-                           absl::StrJoin(command->options, ", --")),
-        ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(kRefusal, config::QuoteForMessage(argument), " (",
+                     command->options.empty()
+                         ? absl::StrCat("om ", words, " has no options of its own")
+                         : absl::StrCat("the options of om ", words, ": --",
+                                        absl::StrJoin(command->options, ", --")),
+                     ")"));
   }
   return absl::OkStatus();
 }

@@ -1,0 +1,46 @@
+// How om reaches the daemon of its node (or, with --server, another one) and
+// calls one of its methods.
+//
+//   CommandResult result;
+//   absl::StatusOr<v1::BlacklistStatusReply> reply = CallDaemon<v1::BlacklistStatusReply>(
+//       context, "BlacklistStatus", v1::BlacklistStatusRequest(), result);
+#ifndef OMD_CLIENT_DAEMON_CALL_H_
+#define OMD_CLIENT_DAEMON_CALL_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "client/agent_client.h"
+#include "client/command.h"
+#include "config/node_config.h"
+#include "google/protobuf/message.h"
+
+namespace omd::client {
+
+// Where to reach the daemon of `config`: --server, else node.conf's listener, with
+// a wildcard address replaced by loopback and port 0 resolved from the address
+// the daemon recorded when it bound.
+absl::StatusOr<std::string> DaemonTarget(const CommandContext& context,
+                                         const config::NodeConfig& config);
+
+// A client of the daemon of context.root's node.conf (or --server), sealing as
+// that node with its secret.
+absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContext& context);
+
+// Calls `method` of the daemon, and records in `result` which node answered.
+template <typename Reply>
+absl::StatusOr<Reply> CallDaemon(const CommandContext& context, absl::string_view method,
+                                 const google::protobuf::Message& request,
+                                 CommandResult& result) {
+  absl::StatusOr<std::unique_ptr<AgentClient>> client = ConnectToDaemon(context);
+  if (!client.ok()) return client.status();
+  absl::StatusOr<Reply> reply = (*client)->template Call<Reply>(method, request);
+  result.node = (*client)->daemon_node();
+  return reply;
+}
+
+}  // namespace omd::client
+
+#endif  // OMD_CLIENT_DAEMON_CALL_H_
