@@ -253,12 +253,8 @@ v1::DaemonStatusReply Daemon::Status() const {
     node->set_nodename(name);
     // This node is up: it answers. The others' states come from the cluster.
     node->set_state(name == config->node_name ? "up" : "unknown");
-    if (name == config->node_name) {
-      node->set_address(listener_->address());
-    } else if (auto it = config->node_addresses.find(name);
-               it != config->node_addresses.end()) {
-      node->set_address(it->second);
-    }
+    node->set_address(name == config->node_name ? listener_->address()
+                                                 : config::PeerTarget(*config, name));
   }
   const ConfigReloader::State reload = reloader_->state();
   v1::ConfigStatus* status = reply.mutable_config();
