@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "config/names.h"
 #include "proto/omd.pb.h"
 #include "rpc/agent_methods.h"
 #include "rpc/status.h"
@@ -44,6 +45,11 @@ AgentClient::AgentClient(Options options)
 std::string AgentClient::daemon_node() const {
   sync::MutexLock lock(&mutex_);
   return recipient_;
+}
+
+std::string AgentClient::daemon_cluster() const {
+  sync::MutexLock lock(&mutex_);
+  return cluster_;
 }
 
 absl::Status AgentClient::BindRecipient() {
@@ -108,7 +114,10 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
   if (opened->in_reply_to != request_id) {
     return absl::UnauthenticatedError("reply does not answer this request");
   }
-  if (!options_.reply_senders.contains(opened->nodename)) {
+  // A joiner trusts any valid name: only a holder of the secret sealed this.
+  const bool trusted = options_.any_reply_sender ? config::IsValidName(opened->nodename)
+                                                 : options_.reply_senders.contains(opened->nodename);
+  if (!trusted) {
     return absl::UnauthenticatedError(
         absl::StrCat("reply sealed by ", opened->nodename, ", not a cluster member"));
   }
@@ -116,9 +125,10 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
     return absl::UnauthenticatedError(
         absl::StrCat("reply sealed by ", opened->nodename, ", not by ", recipient));
   }
-  if (recipient.empty()) {
+  {
     sync::MutexLock lock(&mutex_);
-    recipient_ = opened->nodename;
+    if (recipient.empty()) recipient_ = opened->nodename;
+    cluster_ = opened->cluster;
   }
   return std::move(opened->payload);
 }
