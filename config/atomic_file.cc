@@ -1,16 +1,21 @@
 #include "config/atomic_file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
 #include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace omd::config {
 namespace {
@@ -69,9 +74,18 @@ int FsyncRetryingOnEintr(int fd) {
   return result;
 }
 
+// The name of a temporary file for `path` is ".<base name>.tmp-" and 16 hex
+// digits: hidden from listings, never colliding with another writer's.
+constexpr size_t kTemporarySuffixDigits = 16;
+
+std::string TemporaryNamePrefix(const std::string& path) {
+  size_t slash = path.rfind('/');
+  size_t base_start = slash == std::string::npos ? 0 : slash + 1;
+  return absl::StrCat(".", path.substr(base_start), ".tmp-");
+}
+
 // Creates a new, empty file next to `path` with exactly `mode`, and returns its
-// descriptor and name. The name starts with '.' and ends in a random suffix so
-// that it is hidden from listings and never collides with another writer's.
+// descriptor and name.
 absl::Status CreateTemporaryFile(const std::string& path, mode_t mode, int* fd,
                                  std::string* temporary_path) {
   size_t slash = path.rfind('/');
@@ -80,7 +94,7 @@ absl::Status CreateTemporaryFile(const std::string& path, mode_t mode, int* fd,
   constexpr int kAttempts = 16;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     *temporary_path = absl::StrCat(
-        path.substr(0, base_start), ".", path.substr(base_start), ".tmp-",
+        path.substr(0, base_start), TemporaryNamePrefix(path),
         absl::Hex(absl::Uniform<uint64_t>(random), absl::kZeroPad16));
     *fd = open(temporary_path->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                mode);
@@ -179,6 +193,36 @@ absl::Status WriteFileAtomically(const std::string& path,
 absl::Status CreateFileAtomically(const std::string& path,
                                   absl::string_view contents, mode_t mode) {
   return WriteThroughTemporaryFile(path, contents, mode, IfExists::kFail);
+}
+
+absl::StatusOr<int> RemoveTemporaryFiles(const std::string& path) {
+  const std::string directory = ParentDirectory(path);
+  const std::string prefix = TemporaryNamePrefix(path);
+  DIR* listing = opendir(directory.c_str());
+  if (listing == nullptr) return ErrnoError(errno, "cannot list", directory);
+  int removed = 0;
+  absl::Status status;
+  errno = 0;
+  while (dirent* entry = readdir(listing)) {
+    absl::string_view suffix = entry->d_name;
+    if (!absl::ConsumePrefix(&suffix, prefix) || suffix.size() != kTemporarySuffixDigits ||
+        !std::all_of(suffix.begin(), suffix.end(), [](char c) {
+          return absl::ascii_isxdigit(static_cast<unsigned char>(c));
+        })) {
+      continue;
+    }
+    const std::string leftover = absl::StrCat(directory, "/", entry->d_name);
+    if (unlink(leftover.c_str()) == 0) {
+      ++removed;
+    } else if (errno != ENOENT && status.ok()) {
+      status = ErrnoError(errno, "cannot remove", leftover);
+    }
+    errno = 0;
+  }
+  if (errno != 0 && status.ok()) status = ErrnoError(errno, "cannot list", directory);
+  closedir(listing);
+  if (!status.ok()) return status;
+  return removed;
 }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path,

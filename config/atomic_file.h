@@ -8,6 +8,7 @@
 //   0600); absl::StatusOr<std::string> text =
 //       ReadFileToString("/srv/omd/etc/node.conf", 1 << 20);
 //   absl::Status status = MakeDirectories("/srv/omd/var/log", 0755);
+//   absl::StatusOr<int> removed = RemoveTemporaryFiles("/srv/omd/etc/node.conf");
 #ifndef OMD_CONFIG_ATOMIC_FILE_H_
 #define OMD_CONFIG_ATOMIC_FILE_H_
 
@@ -35,6 +36,13 @@ absl::Status WriteFileAtomically(const std::string& path,
 // For files created once that another process may be creating too.
 absl::Status CreateFileAtomically(const std::string& path,
                                   absl::string_view contents, mode_t mode);
+
+// Removes the temporary files that writes of `path` (WriteFileAtomically,
+// CreateFileAtomically) left behind when their process died mid-write, and
+// returns how many. Only for callers that know no other write of `path` is under
+// way, e.g. because every writer holds the same lock: it would remove that
+// write's file too, and make it fail.
+absl::StatusOr<int> RemoveTemporaryFiles(const std::string& path);
 
 // The contents of `path`. NOT_FOUND if it does not exist, RESOURCE_EXHAUSTED if
 // it holds more than `max_bytes`, so a runaway file cannot exhaust memory.

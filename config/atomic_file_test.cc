@@ -242,6 +242,36 @@ TEST(CreateFileAtomicallyTest, NeverReplacesAnExistingFile) {
   EXPECT_THAT(ListDirectory(directory), ElementsAre("file"));
 }
 
+TEST(RemoveTemporaryFilesTest, RemovesOnlyTheLeftoversOfThatFile) {
+  std::string directory = MakeTestDirectory();
+  std::string path = directory + "/file";
+  WriteWithStdio(path, "current\n");
+  // Left by writers killed mid-write: the names CreateTemporaryFile makes.
+  WriteWithStdio(directory + "/.file.tmp-0123456789abcdef", "half");
+  WriteWithStdio(directory + "/.file.tmp-fedcba9876543210", "");
+  // Not theirs: another file's leftovers, and names that only look alike.
+  for (const char* other :
+       {"/.other.tmp-0123456789abcdef", "/.file.tmp-0123", "/.file.tmp-0123456789abcdefx",
+        "/.file.tmp-0123456789abcdeg", "/file.tmp-0123456789abcdef", "/.file.lock"}) {
+    WriteWithStdio(directory + other, "keep");
+  }
+  absl::StatusOr<int> removed = RemoveTemporaryFiles(path);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, 2);
+  EXPECT_THAT(ListDirectory(directory),
+              ElementsAre(".file.lock", ".file.tmp-0123", ".file.tmp-0123456789abcdefx",
+                          ".file.tmp-0123456789abcdeg", ".other.tmp-0123456789abcdef",
+                          "file", "file.tmp-0123456789abcdef"));
+  EXPECT_EQ(ReadAll(path), "current\n");
+  EXPECT_EQ(*RemoveTemporaryFiles(path), 0);
+}
+
+TEST(RemoveTemporaryFilesTest, ReportsAMissingDirectory) {
+  absl::StatusOr<int> removed = RemoveTemporaryFiles(MakeTestDirectory() + "/no/file");
+  EXPECT_EQ(removed.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(removed.status().message(), HasSubstr("cannot list"));
+}
+
 TEST(ReadFileToStringTest, ReadsTheWholeFile) {
   std::string directory = MakeTestDirectory();
   std::string contents("binary\0data\n", 12);

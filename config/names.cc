@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "config/quote.h"
 
 namespace omd::config {
@@ -43,6 +44,21 @@ absl::Status ValidateName(absl::string_view what, absl::string_view name) {
       "invalid ", what, " ", QuoteForMessage(name),
       ": use 1-63 letters, digits, '.', '_' or '-', starting with a letter "
       "or digit"));
+}
+
+bool IsValidHostName(absl::string_view name) {
+  if (name.empty() || name.size() > kMaxHostNameLength) return false;
+  bool last_all_digits = false;
+  for (absl::string_view label : absl::StrSplit(name, '.')) {
+    if (label.empty() || label.size() > kMaxNameLength) return false;
+    if (label.front() == '-' || label.back() == '-') return false;
+    last_all_digits = true;
+    for (char c : label) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+      if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) last_all_digits = false;
+    }
+  }
+  return !last_all_digits;
 }
 
 }  // namespace omd::config

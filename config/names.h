@@ -1,4 +1,4 @@
-// Validation of node, service and cluster names.
+// Validation of node, service and cluster names, and of host names.
 //
 // These names end up in file paths, process arguments and log lines, so they
 // are restricted to a small, shell- and path-safe alphabet:
@@ -6,6 +6,7 @@
 //   if (!IsValidName(name)) { ... }
 //   absl::Status status = ValidateName("node name", name);
 //   // INVALID_ARGUMENT: invalid node name "a/b": use 1-63 letters, digits, ...
+//   if (!IsValidHostName("n2.example.com")) { ... }
 #ifndef OMD_CONFIG_NAMES_H_
 #define OMD_CONFIG_NAMES_H_
 
@@ -27,6 +28,15 @@ bool IsValidName(absl::string_view name);
 // name") and quoting `name` (non-printable characters escaped, long names cut
 // short).
 absl::Status ValidateName(absl::string_view what, absl::string_view name);
+
+// The longest DNS name, without a trailing dot (RFC 1035).
+inline constexpr size_t kMaxHostNameLength = 253;
+
+// True if `name` is a DNS host name (RFC 1123): at most 253 characters of
+// dot-separated labels, each 1 to 63 letters, digits or '-', not starting or
+// ending with '-'. The last label must not be all digits, so that a mistyped
+// IPv4 address ("10.0.0.256") is not taken for a name.
+bool IsValidHostName(absl::string_view name);
 
 }  // namespace omd::config
 

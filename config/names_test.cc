@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -80,6 +81,33 @@ TEST(ValidateNameTest, EscapesControlCharactersAndCutsLongNames) {
   status = ValidateName("node name", std::string(10000, 'x'));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_LT(status.message().size(), 300u);
+}
+
+TEST(IsValidHostNameTest, AcceptsDnsNames) {
+  const std::string label63(63, 'a');
+  // 4 labels of 63 and the dots: 255; three and a 61: 253.
+  const std::string longest = absl::StrCat(label63, ".", label63, ".", label63, ".",
+                                           std::string(61, 'b'));
+  ASSERT_EQ(longest.size(), 253u);
+  for (const std::string& name :
+       {std::string("n2"), std::string("n2.example.com"), std::string("a-b.c-d"),
+        std::string("1node"), std::string("10.0.0.x"), std::string("xn--bcher-kva.ch"),
+        label63, longest}) {
+    EXPECT_TRUE(IsValidHostName(name)) << name;
+  }
+}
+
+TEST(IsValidHostNameTest, RefusesWhatIsNotADnsName) {
+  const std::string label63(63, 'a');
+  for (const std::string& name :
+       {std::string(""), std::string("."), std::string("n2."), std::string(".n2"),
+        std::string("a..b"), std::string("-n2"), std::string("n2-"), std::string("a.-b"),
+        std::string("n_2"), std::string("n 2"), std::string("n2/x"), std::string("n2:80"),
+        std::string("10.0.0.256"), std::string("1.2.3"), std::string("1214"),
+        std::string(64, 'a'),
+        absl::StrCat(label63, ".", label63, ".", label63, ".", std::string(62, 'b'))}) {
+    EXPECT_FALSE(IsValidHostName(name)) << name;
+  }
 }
 
 }  // namespace

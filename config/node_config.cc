@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -29,6 +32,8 @@
 #include "config/names.h"
 #include "config/quote.h"
 #include "log/log.h"
+#include "posix/unique_fd.h"
+#include "rpc/peer.h"
 
 namespace omd::config {
 namespace {
@@ -186,6 +191,49 @@ absl::Status ParseClusterSection(NodeConfig& config) {
                       absl::StrCat(QuoteForMessage(node), " is listed twice"));
     }
   }
+  if (!seen.contains(config.node_name)) {
+    return KeyError(kCluster, "nodes",
+                    absl::StrCat("this node, ", QuoteForMessage(config.node_name),
+                                 " ([node] name), is not listed"));
+  }
+  return absl::OkStatus();
+}
+
+// `value` of [cluster] `key` as "host:port", or why it is not host[:port].
+absl::StatusOr<std::string> ParseMemberAddress(absl::string_view key,
+                                               absl::string_view value) {
+  auto error = [&](absl::string_view problem) {
+    return KeyError(kCluster, key,
+                    absl::StrCat(QuoteForMessage(value),
+                                 " is not host[:port] (an IP address, an IPv6 one in "
+                                 "brackets with a port, or a DNS name; port 1 to "
+                                 "65535, default ",
+                                 kDefaultPort, "): ", problem));
+  };
+  absl::StatusOr<rpc::HostPort> split = rpc::SplitHostPort(value, kDefaultPort);
+  if (!split.ok()) return error(split.status().message());
+  const bool bracketed = absl::StartsWith(value, "[");
+  in6_addr ipv6;
+  if (bracketed && inet_pton(AF_INET6, split->host.c_str(), &ipv6) != 1) {
+    return error("only an IPv6 address goes in brackets");
+  }
+  if (!IsIpAddress(split->host) && !IsValidHostName(split->host)) {
+    return error(absl::StrCat(QuoteForMessage(split->host),
+                              " is neither an IP address nor a DNS name"));
+  }
+  return rpc::JoinHostPort(split->host, split->port);
+}
+
+absl::Status ParseMemberAddresses(NodeConfig& config) {
+  for (const auto& [key, value] : config.ini.Entries(kCluster)) {
+    absl::string_view node = key;
+    if (!absl::ConsumePrefix(&node, "addr@")) continue;
+    absl::Status valid = ValidateName("node name", node);
+    if (!valid.ok()) return KeyError(kCluster, key, valid.message());
+    absl::StatusOr<std::string> address = ParseMemberAddress(key, value);
+    if (!address.ok()) return address.status();
+    config.node_addresses.emplace(std::string(node), *std::move(address));
+  }
   return absl::OkStatus();
 }
 
@@ -203,20 +251,14 @@ absl::Status ParseListenerSection(NodeConfig& config) {
       ParseIntegerKey(ini, kListener, "port", 0, kMaxPort,
                       "a port number (0 to 65535)", &config.listener_port);
   if (!status.ok()) return status;
+  // A key of an older layout, refused rather than ignored: the member it named
+  // would silently lose its connection budget.
   for (const auto& [key, value] : ini.Entries(kListener)) {
-    absl::string_view node = key;
-    if (!absl::ConsumePrefix(&node, "addr@")) continue;
-    absl::Status valid = ValidateName("node name", node);
-    if (!valid.ok()) return KeyError(kListener, key, valid.message());
-    if (!IsIpAddress(value)) {
-      return KeyError(kListener, key,
-                      absl::StrCat(QuoteForMessage(value), " is not an IPv4 or IPv6 address"));
-    }
-    config.node_addresses.emplace(std::string(node), value);
-  }
-  if (auto own = config.node_addresses.find(config.node_name);
-      own != config.node_addresses.end()) {
-    config.listener_addr = own->second;
+    if (!absl::StartsWith(key, "addr@")) continue;
+    return KeyError(kListener, key,
+                    absl::StrCat("no longer read: a member's address is [cluster] ", key,
+                                 " = host[:port], and [listener] addr is where this "
+                                 "node listens"));
   }
   int64_t memory_budget_mib = static_cast<int64_t>(config.memory_budget_bytes >> 20);
   status = ParseIntegerKey<int64_t>(ini, kListener, "memory_budget", kMinMemoryBudgetMib,
@@ -257,6 +299,49 @@ void WarnIfAccessibleByOthers(const std::string& path) {
           "%s is accessible by group or others (mode %04o) but holds the "
           "cluster secret; run: chmod 600 %s",
           path, static_cast<unsigned>(info.st_mode & 07777), path);
+}
+
+// The exclusive lock every writer of node.conf holds, on a file of its own
+// (node.conf's inode changes with each write). Released when the descriptor
+// closes, or by the kernel when the process dies: a killed writer never leaves
+// the file locked. Waits as long as another writer holds it, which is only for a
+// read and a write. NOT_FOUND if ROOT/etc does not exist.
+absl::StatusOr<posix::UniqueFd> LockNodeConfig(absl::string_view root) {
+  const std::string path = NodeConfigLockPath(root);
+  // Read-only is enough for flock, whatever the file's mode.
+  posix::UniqueFd fd(
+      open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, kConfigFileMode));
+  if (!fd.is_open()) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  struct stat info;
+  if (fstat(fd.get(), &info) < 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot stat ", path));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  }
+  // open() applied the umask to a new file; one made by hand may be anything.
+  // It holds no data, so a failure (another owner's file) does not matter.
+  if ((info.st_mode & 07777) != kConfigFileMode) fchmod(fd.get(), kConfigFileMode);
+  int locked;
+  do {
+    locked = flock(fd.get(), LOCK_EX);
+  } while (locked < 0 && errno == EINTR);
+  if (locked < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot lock ", path));
+  return fd;
+}
+
+// Replaces node.conf with `text`; the caller holds the lock, so a temporary file
+// of node.conf's is a dead writer's and may go.
+absl::Status ReplaceNodeConfigLocked(absl::string_view root, absl::string_view text) {
+  const std::string path = NodeConfigPath(root);
+  absl::StatusOr<int> removed = RemoveTemporaryFiles(path);
+  if (!removed.ok()) {
+    OMD_LOG(WARNING, "%s", removed.status().message());
+  } else if (*removed > 0) {
+    OMD_LOG(INFO, "removed %d temporary file(s) of %s left by interrupted writes",
+            *removed, path);
+  }
+  return WriteFileAtomically(path, text, kConfigFileMode);
 }
 
 // A fresh node.conf for this host, with a random 256-bit secret.
@@ -303,6 +388,7 @@ absl::StatusOr<NodeConfig> ParseNodeConfig(absl::string_view text) {
   config.ini = *std::move(ini);
   absl::Status status = ParseNodeSection(config);
   if (status.ok()) status = ParseClusterSection(config);
+  if (status.ok()) status = ParseMemberAddresses(config);
   if (status.ok()) status = ParseListenerSection(config);
   if (!status.ok()) return status;
   return config;
@@ -310,6 +396,16 @@ absl::StatusOr<NodeConfig> ParseNodeConfig(absl::string_view text) {
 
 std::string NodeConfigPath(absl::string_view root) {
   return JoinRoot(root, "etc/node.conf");
+}
+
+std::string NodeConfigLockPath(absl::string_view root) {
+  return JoinRoot(root, "etc/node.conf.lock");
+}
+
+std::string PeerTarget(const NodeConfig& config, absl::string_view node) {
+  auto address = config.node_addresses.find(std::string(node));
+  if (address != config.node_addresses.end()) return address->second;
+  return rpc::JoinHostPort(node, kDefaultPort);
 }
 
 std::string ListenerAddressPath(absl::string_view root) {
@@ -348,6 +444,8 @@ absl::StatusOr<NodeConfig> LoadOrCreateNodeConfig(absl::string_view root) {
   }
 
   std::string path = NodeConfigPath(root);
+  absl::StatusOr<posix::UniqueFd> lock = LockNodeConfig(root);
+  if (!lock.ok()) return lock.status();
   struct stat info;
   if (lstat(path.c_str(), &info) < 0) {
     if (errno != ENOENT) {
@@ -357,16 +455,52 @@ absl::StatusOr<NodeConfig> LoadOrCreateNodeConfig(absl::string_view root) {
     if (!text.ok()) {
       return WithContext(absl::StrCat("cannot create ", path), text.status());
     }
+    // Not replacing, even under the lock: a writer that does not take it (a
+    // person, a provisioning tool) may create the file meanwhile. ALREADY_EXISTS:
+    // use theirs.
     status = CreateFileAtomically(path, *text, kConfigFileMode);
     OPENSSL_cleanse(text->data(), text->size());
-    // ALREADY_EXISTS: another process created it meanwhile; use theirs.
     if (status.ok()) {
       OMD_LOG(INFO, "created %s with a new cluster secret", path);
     } else if (!absl::IsAlreadyExists(status)) {
       return status;
     }
   }
+  lock->Reset();
   return LoadNodeConfig(root);
+}
+
+absl::StatusOr<NodeConfig> UpdateNodeConfig(
+    absl::string_view root, absl::FunctionRef<absl::Status(IniFile& ini)> edit) {
+  absl::Status status = CheckRoot(root);
+  if (!status.ok()) return status;
+  const std::string path = NodeConfigPath(root);
+  absl::StatusOr<posix::UniqueFd> lock = LockNodeConfig(root);
+  if (absl::IsNotFound(lock.status())) {
+    // No ROOT/etc, so no node.conf: say that rather than name the lock.
+    return absl::NotFoundError(absl::StrCat(path, " does not exist"));
+  }
+  if (!lock.ok()) return lock.status();
+  absl::StatusOr<std::string> text = ReadFileToString(path, IniFile::kMaxBytes);
+  if (!text.ok()) return text.status();  // Already names the path.
+  absl::StatusOr<IniFile> ini = IniFile::Parse(*text);
+  if (!ini.ok()) {
+    OPENSSL_cleanse(text->data(), text->size());
+    return WithContext(path, ini.status());
+  }
+  status = edit(*ini);
+  if (!status.ok()) {
+    OPENSSL_cleanse(text->data(), text->size());
+    return status;
+  }
+  std::string updated = ini->Serialize();
+  absl::StatusOr<NodeConfig> config = ParseNodeConfig(updated);
+  status = config.status();
+  if (status.ok() && updated != *text) status = ReplaceNodeConfigLocked(root, updated);
+  OPENSSL_cleanse(text->data(), text->size());
+  OPENSSL_cleanse(updated.data(), updated.size());
+  if (!status.ok()) return status;
+  return config;
 }
 
 absl::Status SaveNodeConfig(absl::string_view root, const NodeConfig& config) {
@@ -400,10 +534,7 @@ absl::Status SaveNodeConfig(absl::string_view root, const NodeConfig& config) {
     set(kCluster, "previous_secret", config.previous_secret);
   }
   set(kCluster, "nodes", absl::StrJoin(config.cluster_nodes, " "));
-  // With addr@<this node>, listener_addr came from that key: addr stays as is.
-  if (config.node_addresses.count(config.node_name) == 0) {
-    set_unless_default(kListener, "addr", config.listener_addr, defaults.listener_addr);
-  }
+  set_unless_default(kListener, "addr", config.listener_addr, defaults.listener_addr);
   set_unless_default(kListener, "port", absl::StrCat(config.listener_port),
                      absl::StrCat(defaults.listener_port));
   set_unless_default(kListener, "memory_budget",
@@ -424,7 +555,8 @@ absl::Status SaveNodeConfig(absl::string_view root, const NodeConfig& config) {
   }
   status = MakeDirectories(JoinRoot(root, "etc"), 0700);
   if (status.ok()) {
-    status = WriteFileAtomically(NodeConfigPath(root), text, kConfigFileMode);
+    absl::StatusOr<posix::UniqueFd> lock = LockNodeConfig(root);
+    status = lock.ok() ? ReplaceNodeConfigLocked(root, text) : lock.status();
   }
   OPENSSL_cleanse(text.data(), text.size());
   return status;

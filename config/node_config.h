@@ -1,12 +1,16 @@
 // The node's configuration file, ROOT/etc/node.conf: who this node is, which
-// cluster it belongs to, the cluster's shared secret and where to listen.
+// cluster it belongs to, the cluster's shared secret, where its members are
+// reached and where to listen.
 //
 //   absl::StatusOr<NodeConfig> config = LoadOrCreateNodeConfig("/srv/omd");
 //   if (!config.ok()) return config.status();  // "... [listener] port: ..."
 //   Listen(config->listener_addr, config->listener_port);
+//   Connect(PeerTarget(*config, "n2"));  // "10.0.0.2:1214"
 //
-//   config->cluster_nodes.push_back("n2");  // Joining a peer.
-//   absl::Status saved = SaveNodeConfig("/srv/omd", *config);
+//   // Joining a peer: read, change and write back under the file's lock.
+//   absl::StatusOr<NodeConfig> joined = UpdateNodeConfig("/srv/omd", [](IniFile& ini) {
+//     return ini.Set("cluster", "nodes", "n1 n2");
+//   });
 //
 // The file, in the INI dialect of ini.h (absent keys take the defaults below):
 //
@@ -16,12 +20,19 @@
 //   name = default
 //   secret = 5f0c...  (at least 16 characters)
 //   nodes = n1 n2
+//   addr@n2 = 10.0.0.2     (where node n2 is reached, host[:port], and the source
+//                           its connections come from; OpenSVC's scoped keys)
 //   [listener]
-//   addr = 127.0.0.1
+//   addr = 127.0.0.1       (where this node listens)
 //   port = 1214
-//   addr@n2 = 10.0.0.2     (where node n2 listens and connects from; addr@<this
-//                           node> replaces addr, as OpenSVC's scoped keys do)
 //   memory_budget = 256    (MiB)
+//
+// Every writer of the file takes an exclusive lock first (flock on
+// ROOT/etc/node.conf.lock, which the rename of a write leaves alone), then
+// reads, changes, validates and replaces the file (atomic_file.h): concurrent
+// writers, processes or threads, are serialized and none loses another's
+// update, and a writer killed at any moment leaves the old file or the new one.
+// Readers take no lock. Keys, sections and comments nobody knows are kept.
 //
 // The secret authenticates the cluster's nodes to each other: it never appears
 // in an error message or a log line, and the file is written with mode 0600.
@@ -36,6 +47,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "config/ini.h"
@@ -44,6 +56,10 @@ namespace omd::config {
 
 // The shortest [cluster] secret (and previous_secret) accepted, in bytes.
 inline constexpr size_t kMinSecretLength = 16;
+
+// The port of a member whose [cluster] addr@<node> has none, or who has no such
+// key, and the default [listener] port.
+inline constexpr int kDefaultPort = 1214;
 
 struct NodeConfig {
   // [node] name; default: the host name. A valid name (names.h).
@@ -61,20 +77,26 @@ struct NodeConfig {
   // node. At least kMinSecretLength bytes, and not the current secret.
   std::string previous_secret;
   // [cluster] nodes, space-separated; default: just node_name. Valid names,
-  // each listed once.
+  // each listed once, node_name among them.
   std::vector<std::string> cluster_nodes;
-  // [listener] addr; default "127.0.0.1". An IPv4 or IPv6 address.
+  // [cluster] addr@<node> = host[:port]: where each node that has one is
+  // reached, as "host:port" (port filled in, IPv6 in brackets). host is an IP
+  // address (an IPv6 one in brackets when a port follows) or a DNS name; port 1
+  // to 65535, default kDefaultPort. The node need not be in cluster_nodes yet
+  // (a join may record the address first), and this node's own may be there
+  // too, so that every member's [cluster] section can be the same. Members whose
+  // host is an IP address get the listener's member connection budget from it.
+  // Read only: SaveNodeConfig keeps these keys as they are in `ini`; reach any
+  // node with PeerTarget.
+  std::map<std::string, std::string> node_addresses;
+  // [listener] addr; default "127.0.0.1". An IPv4 or IPv6 address: where this
+  // node listens.
   std::string listener_addr = "127.0.0.1";
   // [listener] port; default 1214. 0 to 65535, 0 meaning any free port.
-  int listener_port = 1214;
+  int listener_port = kDefaultPort;
   // [listener] clock_skew, whole seconds; default 60, 1 to 3600. How far a
   // peer's envelope send time may be from ours before it is refused.
   absl::Duration clock_skew = absl::Seconds(60);
-  // [listener] addr@<node>: the address of each node that has one, this node
-  // included when set (then listener_addr is that address). IP addresses, node
-  // names valid. The listener gives members' addresses a connection budget of
-  // their own. Read only: SaveNodeConfig keeps these keys as they are in `ini`.
-  std::map<std::string, std::string> node_addresses;
   // [listener] memory_budget, MiB; default 256, 64 to 1048576. The listener keeps
   // the daemon's resident memory under it whatever unauthenticated clients send.
   size_t memory_budget_bytes = size_t{256} << 20;
@@ -84,11 +106,20 @@ struct NodeConfig {
 };
 
 // Parses and validates the text of a node.conf. INVALID_ARGUMENT naming the key
-// on a bad value, e.g. "[listener] port: \"abc\" is not a port number".
+// and what it allows on a bad value, e.g. "[listener] port: \"abc\" is not a
+// port number (0 to 65535)"; never quoting a secret.
 absl::StatusOr<NodeConfig> ParseNodeConfig(absl::string_view text);
+
+// "host:port" where `node` is reached: its [cluster] addr@<node>, or else its
+// name on kDefaultPort ("n2:1214"), for any node.
+std::string PeerTarget(const NodeConfig& config, absl::string_view node);
 
 // ROOT/etc/node.conf.
 std::string NodeConfigPath(absl::string_view root);
+
+// ROOT/etc/node.conf.lock: what every writer of node.conf locks (flock, mode
+// 0600). It only ever holds the lock, never data.
+std::string NodeConfigLockPath(absl::string_view root);
 
 // ROOT/var/listener.address: the address the daemon bound, recorded so that om can
 // reach a daemon configured with port 0.
@@ -100,16 +131,30 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(absl::string_view root);
 
 // Prepares ROOT for a first start, then loads its node.conf. Creates ROOT/etc
 // (mode 0700), ROOT/var and ROOT/var/log (0755) if missing and, if node.conf is
-// missing, writes one with mode 0600: this host's name as node name and only
-// cluster node, cluster "default", a fresh random secret (64 hex characters)
-// and the default listener. Never replaces an existing node.conf, even one that
-// another process creates meanwhile.
+// missing, writes one under the lock with mode 0600: this host's name as node
+// name and only cluster node, cluster "default", a fresh random secret (64 hex
+// characters) and the default listener. Never replaces an existing node.conf,
+// even one that another process creates meanwhile.
 absl::StatusOr<NodeConfig> LoadOrCreateNodeConfig(absl::string_view root);
 
-// Writes `config` to ROOT/etc/node.conf, atomically and with mode 0600. The
-// fields win over config.ini, whose other keys and comments are kept; a field
-// at its default is written only if config.ini already has its key.
-// INVALID_ARGUMENT, writing nothing, if the result would not load.
+// Changes ROOT/etc/node.conf under its lock: waits for the lock, reads the file
+// (which needs to be valid INI, not a valid configuration, so that a bad value
+// can be mended), lets `edit` change it, validates the result as ParseNodeConfig
+// does and, if `edit` changed anything, replaces the file atomically with mode
+// 0600. Returns the new configuration. Nothing is written if `edit` fails (its
+// error is returned as is) or if the result would not load (INVALID_ARGUMENT
+// naming the key and what it allows). NOT_FOUND if there is no node.conf. The
+// lock is held while `edit` runs: it should only change `ini`, and quickly.
+// Before writing, removes the temporary files of writers killed mid-write.
+absl::StatusOr<NodeConfig> UpdateNodeConfig(
+    absl::string_view root, absl::FunctionRef<absl::Status(IniFile& ini)> edit);
+
+// Writes `config` to ROOT/etc/node.conf, under the lock, atomically and with
+// mode 0600. The fields win over config.ini, whose other keys and comments are
+// kept; a field at its default is written only if config.ini already has its
+// key. INVALID_ARGUMENT, writing nothing, if the result would not load. The
+// whole file becomes what `config` holds, so a change made on disk since
+// `config` was loaded is lost: to change some keys, use UpdateNodeConfig.
 absl::Status SaveNodeConfig(absl::string_view root, const NodeConfig& config);
 
 }  // namespace omd::config

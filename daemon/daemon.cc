@@ -15,6 +15,7 @@
 #include "log/log.h"
 #include "net/address.h"
 #include "process/subprocess.h"
+#include "rpc/peer.h"
 #include "server/agent_service.h"
 #include "server/listener_handlers.h"
 
@@ -67,12 +68,16 @@ std::vector<net::IpAddress> LocalAddresses(const config::NodeConfig& config) {
   return local;
 }
 
+// The members' addresses whose host is an IP address ([cluster] addr@<node> =
+// host:port): where their connections come from. A DNS name is not resolved.
 std::vector<net::IpAddress> MemberAddresses(const config::NodeConfig& config) {
   std::vector<net::IpAddress> members;
   for (const std::string& node : config.cluster_nodes) {
     auto it = config.node_addresses.find(node);
     if (node == config.node_name || it == config.node_addresses.end()) continue;
-    if (std::optional<net::IpAddress> address = net::IpAddress::Parse(it->second)) {
+    absl::StatusOr<rpc::HostPort> host_port = rpc::SplitHostPort(it->second, config::kDefaultPort);
+    if (!host_port.ok()) continue;  // not expected: node_config made it
+    if (std::optional<net::IpAddress> address = net::IpAddress::Parse(host_port->host)) {
       members.push_back(*address);
     }
   }

@@ -66,7 +66,7 @@ class GateTest : public ::testing::Test {
     // Dual stack: IPv4 peers on every 127.0.0.x arrive as ::ffff:127.0.0.x, and
     // must still be told apart by address.
     spec.listen_address = "::";
-    spec.extra = absl::StrCat("addr@node2 = ", kNode2Source, "\n");
+    spec.node_addresses = {{"node2", kNode2Source}};
     ASSERT_TRUE(omd::testing::WriteNodeConf(root_, spec).ok());
     Daemon::Options options;
     options.root = root_;

@@ -1,6 +1,12 @@
 #include "rpc/peer.h"
 
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
@@ -32,6 +38,51 @@ std::string PeerAddress(absl::string_view peer) {
 std::string JoinHostPort(absl::string_view host, int port) {
   return absl::StrContains(host, ':') ? absl::StrCat("[", host, "]:", port)
                                       : absl::StrCat(host, ":", port);
+}
+
+absl::StatusOr<HostPort> SplitHostPort(absl::string_view text, int default_port) {
+  HostPort split;
+  absl::string_view port;
+  bool has_port = false;
+  if (absl::ConsumePrefix(&text, "[")) {
+    const size_t close = text.find(']');
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError("'[' without ']'");
+    }
+    split.host = std::string(text.substr(0, close));
+    absl::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (!absl::ConsumePrefix(&rest, ":")) {
+        return absl::InvalidArgumentError("only \":port\" may follow ']'");
+      }
+      port = rest;
+      has_port = true;
+    }
+  } else {
+    const size_t colon = text.find(':');
+    if (colon != absl::string_view::npos && text.find(':', colon + 1) == absl::string_view::npos) {
+      split.host = std::string(text.substr(0, colon));
+      port = text.substr(colon + 1);
+      has_port = true;
+    } else {
+      split.host = std::string(text);  // no colon, or a bare IPv6 address
+    }
+  }
+  if (split.host.empty()) return absl::InvalidArgumentError("empty host");
+  if (!has_port) {
+    split.port = default_port;
+    return split;
+  }
+  // SimpleAtoi would take "+80" and " 80": a port is digits only.
+  const bool digits = !port.empty() && port.size() <= 5 &&
+                      std::all_of(port.begin(), port.end(), [](char c) {
+                        return absl::ascii_isdigit(static_cast<unsigned char>(c));
+                      });
+  if (!digits || !absl::SimpleAtoi(port, &split.port) || split.port < 1 ||
+      split.port > 65535) {
+    return absl::InvalidArgumentError("the port is not a number from 1 to 65535");
+  }
+  return split;
 }
 
 }  // namespace omd::rpc

@@ -1,7 +1,7 @@
 // Which sources are this node, which are the cluster's members, and which
 // outsiders are banned: the listener's connection policy.
 //
-// Members' addresses come from node.conf ([listener] addr@<node>) and from
+// Members' addresses come from node.conf ([cluster] addr@<node>) and from
 // experience: a source that sent a member's authenticated request is a member
 // source for `learned_ttl` (learning needs the secret; nobody can forge a TCP
 // source address without being on the path). Local addresses are never refused,

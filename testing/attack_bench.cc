@@ -84,7 +84,7 @@ constexpr char kUsage[] =
     "Usage: attack_bench [--duration=4s] [--scenarios=a,b,...] [flags]\n"
     "(tools/attack builds it -c opt with omd and om, and runs it.)\n\n"
     "Each scenario starts a fresh omd (node1 of cluster \"test\", nodes node1 node2,\n"
-    "addr@node2 = 127.0.0.2) from the runfiles ($TEST_SRCDIR, by default this\n"
+    "[cluster] addr@node2 = 127.0.0.2) from the runfiles ($TEST_SRCDIR, by default this\n"
     "binary's .runfiles directory), under $TEST_TMPDIR (by default a temporary\n"
     "directory removed at exit). While an attack runs, a peer (node2, from 127.0.0.2)\n"
     "calls BlacklistStatus back to back, reconnecting when a call fails.\n\n"
@@ -245,7 +245,7 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> StartOmd() {
   DaemonProcess::Options options;
   options.node.node_name = "node1";
   options.node.cluster_nodes = {"node1", "node2"};
-  options.node.extra = absl::StrCat("addr@node2 = ", kPeerSource, "\n");
+  options.node.node_addresses = {{"node2", kPeerSource}};
   return DaemonProcess::Start(options);
 }
 

@@ -35,7 +35,7 @@ class AttackTest : public ::testing::Test {
     DaemonProcess::Options options;
     options.node.node_name = "node1";
     options.node.cluster_nodes = {"node1", "node2"};
-    options.node.extra = absl::StrCat("addr@node2 = ", kPeerSource, "\n");
+    options.node.node_addresses = {{"node2", kPeerSource}};
     absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);

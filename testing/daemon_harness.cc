@@ -64,12 +64,16 @@ absl::Status WriteNodeConf(const std::string& root, const NodeConfSpec& spec) {
   const std::vector<std::string> nodes =
       spec.cluster_nodes.empty() ? std::vector<std::string>{spec.node_name}
                                  : spec.cluster_nodes;
+  std::string addresses;
+  for (const auto& [node, address] : spec.node_addresses) {
+    absl::StrAppend(&addresses, "addr@", node, " = ", address, "\n");
+  }
   const std::string text = absl::StrCat(
       "[node]\nname = ", spec.node_name, "\n\n[cluster]\nname = ", spec.cluster_name,
       "\nsecret = ", spec.secret, "\nkey_generation = ", spec.key_generation,
       spec.previous_secret.empty() ? "" : "\nprevious_secret = ", spec.previous_secret,
-      "\nnodes = ", absl::StrJoin(nodes, " "),
-      "\n\n[listener]\naddr = ", spec.listen_address, "\nport = ", spec.port, "\n",
+      "\nnodes = ", absl::StrJoin(nodes, " "), "\n", addresses,
+      "\n[listener]\naddr = ", spec.listen_address, "\nport = ", spec.port, "\n",
       spec.extra);
   return config::WriteFileAtomically(root + "/etc/node.conf", text, 0600);
 }

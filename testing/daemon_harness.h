@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,9 +45,11 @@ struct NodeConfSpec {
   uint32_t key_generation = 1;
   std::string previous_secret;  // empty: none
   std::vector<std::string> cluster_nodes;  // empty: just node_name
+  // [cluster] addr@<node> = <address>, e.g. {{"node2", "127.0.0.2"}}.
+  std::map<std::string, std::string> node_addresses;
   std::string listen_address = "127.0.0.1";
   int port = 0;
-  std::string extra;  // appended verbatim
+  std::string extra;  // appended verbatim, so in [listener] unless it opens a section
 };
 absl::Status WriteNodeConf(const std::string& root, const NodeConfSpec& spec);
 
