@@ -52,9 +52,10 @@ std::string AgentClient::daemon_cluster() const {
   return cluster_;
 }
 
-absl::Status AgentClient::BindRecipient() {
+absl::Status AgentClient::BindRecipient(absl::Duration timeout) {
   if (!daemon_node().empty()) return absl::OkStatus();
-  return CallRaw(kIdentify, v1::IdentifyRequest(), v1::IdentifyReply::descriptor()->full_name())
+  return CallRaw(kIdentify, v1::IdentifyRequest(), v1::IdentifyReply::descriptor()->full_name(),
+                 timeout)
       .status();
 }
 
@@ -70,13 +71,14 @@ absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Create(Options options
 
 absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
                                                  const google::protobuf::Message& request,
-                                                 absl::string_view reply_type) {
+                                                 absl::string_view reply_type,
+                                                 absl::Duration timeout) {
   absl::StatusOr<const google::protobuf::MethodDescriptor*> method =
       rpc::FindUnaryMethod(method_name, request.GetDescriptor()->full_name(), reply_type);
   if (!method.ok()) return method.status();
   const std::string path = rpc::MethodPath(**method);
   if (method_name != kIdentify) {
-    absl::Status bound = BindRecipient();
+    absl::Status bound = BindRecipient(timeout);
     if (!bound.ok()) return bound;
   }
   const std::string recipient = daemon_node();
@@ -87,7 +89,7 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
       &request_id);
   if (!sealed.ok()) return sealed.status();
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   v1::Envelope reply;
   // What the generated stub does for a unary method, with the path chosen at run
   // time; the typed message travels inside the envelope.

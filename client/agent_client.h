@@ -74,8 +74,16 @@ class AgentClient {
   template <typename Reply>
   absl::StatusOr<Reply> Call(absl::string_view method_name,
                              const google::protobuf::Message& request) {
+    return Call<Reply>(method_name, request, options_.timeout);
+  }
+
+  // The same, with a deadline of its own.
+  template <typename Reply>
+  absl::StatusOr<Reply> Call(absl::string_view method_name,
+                             const google::protobuf::Message& request,
+                             absl::Duration timeout) {
     absl::StatusOr<std::string> payload =
-        CallRaw(method_name, request, Reply::descriptor()->full_name());
+        CallRaw(method_name, request, Reply::descriptor()->full_name(), timeout);
     if (!payload.ok()) return payload.status();
     Reply reply;
     if (!reply.ParseFromString(*payload)) {
@@ -90,10 +98,10 @@ class AgentClient {
 
   absl::StatusOr<std::string> CallRaw(absl::string_view method_name,
                                       const google::protobuf::Message& request,
-                                      absl::string_view reply_type);
+                                      absl::string_view reply_type, absl::Duration timeout);
 
   // Calls Identify if the recipient is not known yet.
-  absl::Status BindRecipient();
+  absl::Status BindRecipient(absl::Duration timeout);
 
   const Options options_;
   std::shared_ptr<grpc::Channel> channel_;
