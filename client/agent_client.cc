@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "config/names.h"
 #include "proto/omd.pb.h"
 #include "rpc/agent_methods.h"
 #include "rpc/status.h"
@@ -46,9 +47,15 @@ std::string AgentClient::daemon_node() const {
   return recipient_;
 }
 
-absl::Status AgentClient::BindRecipient() {
+std::string AgentClient::daemon_cluster() const {
+  sync::MutexLock lock(&mutex_);
+  return cluster_;
+}
+
+absl::Status AgentClient::BindRecipient(absl::Duration timeout) {
   if (!daemon_node().empty()) return absl::OkStatus();
-  return CallRaw(kIdentify, v1::IdentifyRequest(), v1::IdentifyReply::descriptor()->full_name())
+  return CallRaw(kIdentify, v1::IdentifyRequest(), v1::IdentifyReply::descriptor()->full_name(),
+                 timeout)
       .status();
 }
 
@@ -64,13 +71,14 @@ absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Create(Options options
 
 absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
                                                  const google::protobuf::Message& request,
-                                                 absl::string_view reply_type) {
+                                                 absl::string_view reply_type,
+                                                 absl::Duration timeout) {
   absl::StatusOr<const google::protobuf::MethodDescriptor*> method =
       rpc::FindUnaryMethod(method_name, request.GetDescriptor()->full_name(), reply_type);
   if (!method.ok()) return method.status();
   const std::string path = rpc::MethodPath(**method);
   if (method_name != kIdentify) {
-    absl::Status bound = BindRecipient();
+    absl::Status bound = BindRecipient(timeout);
     if (!bound.ok()) return bound;
   }
   const std::string recipient = daemon_node();
@@ -81,7 +89,7 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
       &request_id);
   if (!sealed.ok()) return sealed.status();
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   v1::Envelope reply;
   // What the generated stub does for a unary method, with the path chosen at run
   // time; the typed message travels inside the envelope.
@@ -108,7 +116,10 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
   if (opened->in_reply_to != request_id) {
     return absl::UnauthenticatedError("reply does not answer this request");
   }
-  if (!options_.reply_senders.contains(opened->nodename)) {
+  // A joiner trusts any valid name: only a holder of the secret sealed this.
+  const bool trusted = options_.any_reply_sender ? config::IsValidName(opened->nodename)
+                                                 : options_.reply_senders.contains(opened->nodename);
+  if (!trusted) {
     return absl::UnauthenticatedError(
         absl::StrCat("reply sealed by ", opened->nodename, ", not a cluster member"));
   }
@@ -116,9 +127,10 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
     return absl::UnauthenticatedError(
         absl::StrCat("reply sealed by ", opened->nodename, ", not by ", recipient));
   }
-  if (recipient.empty()) {
+  {
     sync::MutexLock lock(&mutex_);
-    recipient_ = opened->nodename;
+    if (recipient.empty()) recipient_ = opened->nodename;
+    cluster_ = opened->cluster;
   }
   return std::move(opened->payload);
 }

@@ -17,6 +17,10 @@
 // node. A client that knows the daemon only by its address (no `recipient`) first
 // calls Identify, the one method that may go to any node, and binds every later
 // request to the node that answered; a reply from any other node is refused.
+//
+// A joiner (om daemon join) seals with crypto::JoinerEnvelopeOptions and sets
+// `any_reply_sender`: it has no cluster.nodes yet, and only a holder of the
+// secret could seal the reply. daemon_cluster() is then the cluster it reached.
 #ifndef OMD_CLIENT_AGENT_CLIENT_H_
 #define OMD_CLIENT_AGENT_CLIENT_H_
 
@@ -48,6 +52,8 @@ class AgentClient {
     std::string recipient;
     // Node names whose sealed replies are accepted: the cluster's members.
     absl::flat_hash_set<std::string> reply_senders;
+    // A joiner's client: a reply sealed by any valid node name is accepted.
+    bool any_reply_sender = false;
     absl::Duration timeout = absl::Seconds(15);  // deadline of every unary call
     // Delay before the channel reconnects after a failed connection; zero: gRPC's
     // default (1 s). The pending reconnection timer keeps gRPC's library alive
@@ -58,16 +64,26 @@ class AgentClient {
 
   static absl::StatusOr<std::unique_ptr<AgentClient>> Create(Options options);
 
-  // Calls omd.v1.Agent/`method_name`, whose `carries` option must name the types of
-  // `request` and Reply.
   // The node whose daemon answers, once known (given, or learned by a call).
   std::string daemon_node() const;
+  // The cluster named by the last authentic reply; empty before one.
+  std::string daemon_cluster() const;
 
+  // Calls omd.v1.Agent/`method_name`, whose `carries` option must name the types of
+  // `request` and Reply.
   template <typename Reply>
   absl::StatusOr<Reply> Call(absl::string_view method_name,
                              const google::protobuf::Message& request) {
+    return Call<Reply>(method_name, request, options_.timeout);
+  }
+
+  // The same, with a deadline of its own.
+  template <typename Reply>
+  absl::StatusOr<Reply> Call(absl::string_view method_name,
+                             const google::protobuf::Message& request,
+                             absl::Duration timeout) {
     absl::StatusOr<std::string> payload =
-        CallRaw(method_name, request, Reply::descriptor()->full_name());
+        CallRaw(method_name, request, Reply::descriptor()->full_name(), timeout);
     if (!payload.ok()) return payload.status();
     Reply reply;
     if (!reply.ParseFromString(*payload)) {
@@ -82,10 +98,10 @@ class AgentClient {
 
   absl::StatusOr<std::string> CallRaw(absl::string_view method_name,
                                       const google::protobuf::Message& request,
-                                      absl::string_view reply_type);
+                                      absl::string_view reply_type, absl::Duration timeout);
 
   // Calls Identify if the recipient is not known yet.
-  absl::Status BindRecipient();
+  absl::Status BindRecipient(absl::Duration timeout);
 
   const Options options_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -93,6 +109,7 @@ class AgentClient {
   const std::string salt_;
   mutable sync::Mutex mutex_;
   std::string recipient_ ABSL_GUARDED_BY(mutex_);
+  std::string cluster_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace omd::client

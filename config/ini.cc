@@ -220,6 +220,16 @@ bool IniFile::Remove(absl::string_view section, absl::string_view key) {
   return false;
 }
 
+bool IniFile::RemoveSection(absl::string_view section) {
+  for (auto it = sections_.begin(); it != sections_.end(); ++it) {
+    if (it->name == section) {
+      sections_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
 std::vector<std::string> IniFile::SectionNames() const {
   std::vector<std::string> names;
   names.reserve(sections_.size());

@@ -64,6 +64,10 @@ class IniFile {
   // if empty.
   bool Remove(absl::string_view section, absl::string_view key);
 
+  // Removes `section`, its entries and the comment lines just above it. False if
+  // there was no such section.
+  bool RemoveSection(absl::string_view section);
+
   // Section names in file order.
   std::vector<std::string> SectionNames() const;
 

@@ -176,6 +176,20 @@ TEST(IniFileTest, RemoveDropsTheKeyAndTheCommentAboveIt) {
   EXPECT_THAT(ini.SectionNames(), ElementsAre("node", "cluster", "listener"));
 }
 
+TEST(IniFileTest, RemoveSectionDropsItsEntriesAndTheCommentAboveIt) {
+  IniFile ini = ParseOrDie(kCanonical);
+  EXPECT_TRUE(ini.RemoveSection("cluster"));
+  EXPECT_THAT(ini.SectionNames(), ElementsAre("node", "listener"));
+  EXPECT_EQ(ini.Get("cluster", "nodes"), std::nullopt);
+  EXPECT_THAT(ini.Serialize(), Not(HasSubstr("the cluster")));
+  EXPECT_THAT(ini.Serialize(), HasSubstr("name = n1\n"));
+  EXPECT_THAT(ini.Serialize(), HasSubstr("# trailing comment\n"));
+  EXPECT_FALSE(ini.RemoveSection("cluster"));
+  // And it parses back the same.
+  IniFile again = ParseOrDie(ini.Serialize());
+  EXPECT_EQ(again.Serialize(), ini.Serialize());
+}
+
 TEST(IniFileTest, SetRefusesLineBreaksThatCouldInjectEntries) {
   IniFile ini = ParseOrDie(kCanonical);
   const std::string before = ini.Serialize();

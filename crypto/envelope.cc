@@ -35,6 +35,13 @@ std::string CacheKey(uint32_t generation, absl::string_view salt) {
 
 }  // namespace
 
+EnvelopeOptions JoinerEnvelopeOptions(std::string nodename, std::string secret) {
+  EnvelopeOptions options;
+  options.nodename = std::move(nodename);
+  options.secrets.push_back({kJoinerKeyGeneration, std::move(secret)});
+  return options;
+}
+
 EnvelopeCodec::EnvelopeCodec(EnvelopeOptions options) : options_(std::move(options)) {}
 
 std::string EnvelopeCodec::NewSalt() { return RandomBytes(kSaltBytes); }
@@ -56,6 +63,20 @@ std::string EnvelopeCodec::AssociatedData(Direction direction, absl::string_view
   return aad;
 }
 
+const ClusterSecret* EnvelopeCodec::SecretOf(uint32_t generation) const {
+  for (const ClusterSecret& candidate : options_.secrets) {
+    if (candidate.generation == generation) return &candidate;
+  }
+  // A member answers a joiner under generation 0 with its current secret: the
+  // one the joiner was given. Open lets generation 0 through only for a
+  // joiner's request, and SealReply uses it only to answer one.
+  if (generation == kJoinerKeyGeneration && !options_.cluster.empty() &&
+      !options_.secrets.empty()) {
+    return &options_.secrets.front();
+  }
+  return nullptr;
+}
+
 absl::StatusOr<AeadKey> EnvelopeCodec::Key(uint32_t generation,
                                            absl::string_view salt) const {
   const std::string cache_key = CacheKey(generation, salt);
@@ -64,10 +85,7 @@ absl::StatusOr<AeadKey> EnvelopeCodec::Key(uint32_t generation,
     auto it = key_cache_.find(cache_key);
     if (it != key_cache_.end()) return it->second;
   }
-  const ClusterSecret* secret = nullptr;
-  for (const ClusterSecret& candidate : options_.secrets) {
-    if (candidate.generation == generation) secret = &candidate;
-  }
+  const ClusterSecret* secret = SecretOf(generation);
   if (secret == nullptr) {
     return absl::UnauthenticatedError(absl::StrCat("unknown key generation ", generation));
   }
@@ -165,9 +183,24 @@ absl::StatusOr<v1::Envelope> EnvelopeCodec::SealWith(const SealInputs& inputs) c
 
 absl::StatusOr<OpenedEnvelope> EnvelopeCodec::Open(Direction direction,
                                                    absl::string_view method,
-                                                   const v1::Envelope& envelope) const {
-  if (envelope.cluster() != options_.cluster) {
+                                                   const v1::Envelope& envelope,
+                                                   Joiners joiners) const {
+  const bool joiners_codec = options_.cluster.empty();
+  if (!joiners_codec && direction == Direction::kRequest && envelope.cluster().empty()) {
+    // A joiner's request: it knows the secret, not the cluster's name.
+    if (joiners != Joiners::kAccepted) {
+      return absl::UnauthenticatedError("envelope of another cluster");
+    }
+    if (envelope.key_generation() != kJoinerKeyGeneration) {
+      return absl::UnauthenticatedError("a joiner's envelope must have key generation 0");
+    }
+  } else if (envelope.cluster() != options_.cluster &&
+             !(joiners_codec && direction == Direction::kReply)) {
+    // A joiner's codec takes a reply of any cluster: that is how it learns the name.
     return absl::UnauthenticatedError("envelope of another cluster");
+  } else if (!joiners_codec && envelope.key_generation() == kJoinerKeyGeneration) {
+    // Generation 0 is a joiner's alone: a member's envelope never uses it.
+    return absl::UnauthenticatedError("unknown key generation 0");
   }
   if (envelope.nodename().empty() || envelope.nodename().size() > kMaxNameBytes) {
     return absl::UnauthenticatedError("envelope without a valid node name");
@@ -204,6 +237,7 @@ absl::StatusOr<OpenedEnvelope> EnvelopeCodec::Open(Direction direction,
   }
   const absl::Time sent_at = absl::FromUnixMillis(sealed.sent_at_unix_ms());
   OpenedEnvelope opened;
+  opened.cluster = envelope.cluster();
   opened.nodename = envelope.nodename();
   opened.salt = envelope.salt();
   opened.key_generation = envelope.key_generation();

@@ -16,6 +16,18 @@
 // Open checks the tag, CheckSendTime the send-time window; replay of a request id
 // within the window is the receiver's business (server/replay_guard.h), and so is
 // matching a reply's `in_reply_to` (client/agent_client.h).
+//
+// A joiner (om daemon join) has the secret but knows neither the cluster's name nor
+// the secret's generation: it seals with an empty cluster and generation 0
+// (JoinerEnvelopeOptions). A daemon opens such a request only where the caller
+// says joiners are accepted (methods open to non-members), with its current
+// secret, and SealReply answers it under generation 0 with the daemon's real
+// cluster name, which a joiner's codec accepts (docs/PROTOCOL.md, section 6.3):
+//
+//   EnvelopeCodec joiner(JoinerEnvelopeOptions("node3", secret));
+//   Envelope join = joiner.Seal(Direction::kRequest, method, "node1", salt, payload).value();
+//   OpenedEnvelope opened = member.Open(Direction::kRequest, method, join,
+//                                       Joiners::kAccepted).value();
 #ifndef OMD_CRYPTO_ENVELOPE_H_
 #define OMD_CRYPTO_ENVELOPE_H_
 
@@ -38,9 +50,16 @@ namespace omd::crypto {
 
 inline constexpr size_t kSaltBytes = 16;
 inline constexpr size_t kRequestIdBytes = 16;
+// The key generation of a joiner's envelopes: a joiner knows the secret, not its
+// generation. A daemon derives it from its current secret.
+inline constexpr uint32_t kJoinerKeyGeneration = 0;
 
 // Which way a message travels; part of the associated data.
 enum class Direction : uint8_t { kRequest = 1, kReply = 2 };
+
+// Whether Open accepts a joiner's request (empty cluster, generation 0): only on
+// the methods open to non-members (Identify, Join).
+enum class Joiners : uint8_t { kRefused, kAccepted };
 
 // A cluster secret and the generation that names it on the wire.
 struct ClusterSecret {
@@ -49,7 +68,9 @@ struct ClusterSecret {
 };
 
 struct EnvelopeOptions {
-  std::string cluster;   // this node's cluster; envelopes of another are refused
+  // This node's cluster; envelopes of another are refused. Empty: a joiner's
+  // codec, which accepts a reply of any cluster (and learns its name).
+  std::string cluster;
   std::string nodename;  // this node: the sender of everything it seals
   // The first seals; all of them open (the others during a key rotation).
   std::vector<ClusterSecret> secrets;
@@ -63,8 +84,12 @@ struct EnvelopeOptions {
   bool unencrypted_for_benchmark = false;
 };
 
+// What a joiner seals with: no cluster, `secret` under kJoinerKeyGeneration.
+EnvelopeOptions JoinerEnvelopeOptions(std::string nodename, std::string secret);
+
 // What Open found inside an authentic envelope.
 struct OpenedEnvelope {
+  std::string cluster;   // the sender's cluster (empty: a joiner's request)
   std::string nodename;  // the sender, now authenticated
   std::string salt;
   uint32_t key_generation = 0;
@@ -118,9 +143,12 @@ class EnvelopeCodec {
   // UNAUTHENTICATED, with the reason, for anything but an authentic envelope of
   // this cluster, for this node (or, a request, for any node). The send time is
   // not checked here: an authentic envelope sent too long ago is a replay, which
-  // the receiver treats apart from a forgery (CheckSendTime).
+  // the receiver treats apart from a forgery (CheckSendTime). With
+  // Joiners::kAccepted, a request may also be a joiner's: empty cluster, key
+  // generation 0, opened with the current secret.
   absl::StatusOr<OpenedEnvelope> Open(Direction direction, absl::string_view method,
-                                      const v1::Envelope& envelope) const;
+                                      const v1::Envelope& envelope,
+                                      Joiners joiners = Joiners::kRefused) const;
 
   // UNAUTHENTICATED unless `sent_at` is within the clock skew of this node's clock.
   absl::Status CheckSendTime(absl::Time sent_at) const;
@@ -139,6 +167,10 @@ class EnvelopeCodec {
                                          absl::string_view in_reply_to,
                                          absl::string_view payload,
                                          std::string* request_id) const;
+
+  // The secret of `generation`: the one configured, or for a member's codec and
+  // kJoinerKeyGeneration, the current one. Null if none.
+  const ClusterSecret* SecretOf(uint32_t generation) const;
 
   // The key for (generation, salt), derived once and cached.
   absl::StatusOr<AeadKey> Key(uint32_t generation, absl::string_view salt) const;

@@ -207,6 +207,101 @@ TEST_F(EnvelopeTest, KeyRotationAcceptsThePreviousGeneration) {
   EXPECT_EQ(refused.status().message(), "unknown key generation 2");
 }
 
+// A joiner knows the secret, not the cluster's name nor the secret's generation:
+// it seals with neither, and a member opens that only where joiners are accepted,
+// answering under generation 0 with its real cluster name.
+TEST_F(EnvelopeTest, AJoinersRequestOpensOnlyWhereJoinersAreAccepted) {
+  constexpr absl::string_view kJoin = "/omd.v1.Agent/Join";
+  EnvelopeOptions joiner_options = JoinerEnvelopeOptions("node3", "s3cret-s3cret-s3cret");
+  joiner_options.clock = [] { return kNow; };
+  EnvelopeCodec joiner(joiner_options);
+  const v1::Envelope request =
+      joiner.Seal(Direction::kRequest, kJoin, "node2", salt_, "join").value();
+  EXPECT_EQ(request.cluster(), "");
+  EXPECT_EQ(request.key_generation(), kJoinerKeyGeneration);
+
+  EXPECT_EQ(node2_.Open(Direction::kRequest, kJoin, request).status().message(),
+            "envelope of another cluster");
+  absl::StatusOr<OpenedEnvelope> opened =
+      node2_.Open(Direction::kRequest, kJoin, request, Joiners::kAccepted);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->cluster, "");
+  EXPECT_EQ(opened->nodename, "node3");
+  EXPECT_EQ(opened->payload, "join");
+
+  const v1::Envelope reply = node2_.SealReply(kJoin, *opened, "welcome").value();
+  EXPECT_EQ(reply.cluster(), "prod");
+  EXPECT_EQ(reply.key_generation(), kJoinerKeyGeneration);
+  EXPECT_EQ(reply.salt(), salt_);
+  absl::StatusOr<OpenedEnvelope> answer = joiner.Open(Direction::kReply, kJoin, reply);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->cluster, "prod");
+  EXPECT_EQ(answer->payload, "welcome");
+  EXPECT_EQ(answer->in_reply_to, opened->request_id);
+
+  // Generation 0 is a joiner's alone: a member node3 does not open that reply.
+  EnvelopeCodec member3(Options("node3"));
+  EXPECT_EQ(member3.Open(Direction::kReply, kJoin, reply).status().message(),
+            "unknown key generation 0");
+  // The joiner's codec still wants its own name as the reply's recipient.
+  EXPECT_EQ(EnvelopeCodec(JoinerEnvelopeOptions("node4", "s3cret-s3cret-s3cret"))
+                .Open(Direction::kReply, kJoin, reply)
+                .status()
+                .message(),
+            "envelope for another node");
+}
+
+TEST_F(EnvelopeTest, JoinersEnvelopesAreRefusedWhenAnythingIsOff) {
+  constexpr absl::string_view kJoin = "/omd.v1.Agent/Join";
+  EnvelopeCodec wrong(JoinerEnvelopeOptions("node3", "not-the-cluster-secret"));
+  const v1::Envelope forged = wrong.Seal(Direction::kRequest, kJoin, "node2", salt_, "").value();
+  EXPECT_EQ(node2_.Open(Direction::kRequest, kJoin, forged, Joiners::kAccepted)
+                .status()
+                .message(),
+            "message authentication failed");
+
+  // An empty cluster with a real generation is no joiner's envelope.
+  EnvelopeOptions generation1 = JoinerEnvelopeOptions("node3", "s3cret-s3cret-s3cret");
+  generation1.secrets.front().generation = 1;
+  const v1::Envelope odd =
+      EnvelopeCodec(generation1).Seal(Direction::kRequest, kJoin, "node2", salt_, "").value();
+  EXPECT_EQ(node2_.Open(Direction::kRequest, kJoin, odd, Joiners::kAccepted).status().message(),
+            "a joiner's envelope must have key generation 0");
+
+  // Nor is a member's envelope under generation 0, joiners accepted or not.
+  EnvelopeOptions member0 = Options("node1");
+  member0.secrets.front().generation = kJoinerKeyGeneration;
+  const v1::Envelope zero =
+      EnvelopeCodec(member0).Seal(Direction::kRequest, kJoin, "node2", salt_, "").value();
+  EXPECT_EQ(zero.cluster(), "prod");
+  EXPECT_EQ(node2_.Open(Direction::kRequest, kJoin, zero, Joiners::kAccepted).status().message(),
+            "unknown key generation 0");
+
+  // A joiner's request is never a reply.
+  EnvelopeCodec joiner(JoinerEnvelopeOptions("node2", "s3cret-s3cret-s3cret"));
+  const v1::Envelope as_reply =
+      joiner.Seal(Direction::kReply, kJoin, "node1", salt_, "").value();
+  EXPECT_EQ(node1_.Open(Direction::kReply, kJoin, as_reply).status().message(),
+            "envelope of another cluster");
+}
+
+// During a rotation, generation 0 is the current secret only: a joiner given the
+// previous one is refused.
+TEST_F(EnvelopeTest, AJoinerMustHaveTheCurrentSecret) {
+  constexpr absl::string_view kJoin = "/omd.v1.Agent/Join";
+  EnvelopeOptions rotated = Options("node2");
+  rotated.secrets = {{2, "the-new-secret-value"}, {1, "s3cret-s3cret-s3cret"}};
+  EnvelopeCodec node2_rotated(rotated);
+  auto join = [&](const std::string& secret) {
+    EnvelopeCodec joiner(JoinerEnvelopeOptions("node3", secret));
+    return node2_rotated.Open(Direction::kRequest, kJoin,
+                              joiner.Seal(Direction::kRequest, kJoin, "node2", salt_, "").value(),
+                              Joiners::kAccepted);
+  };
+  EXPECT_TRUE(join("the-new-secret-value").ok());
+  EXPECT_EQ(join("s3cret-s3cret-s3cret").status().message(), "message authentication failed");
+}
+
 TEST_F(EnvelopeTest, UnencryptedBenchmarkModeCarriesTheSameFields) {
   EnvelopeOptions plain = Options("node1");
   plain.unencrypted_for_benchmark = true;

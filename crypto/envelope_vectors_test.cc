@@ -134,15 +134,72 @@ TEST(EnvelopeVectorsTest, EnvelopesOpenToTheirPayload) {
     EnvelopeOptions receiver_options = vector.Options();
     receiver_options.nodename = vector.Text("recipient");
     if (receiver_options.nodename.empty()) receiver_options.nodename = "any-node";
+    Joiners joiners = Joiners::kRefused;
+    if (vector.Number("key_generation") == kJoinerKeyGeneration) {
+      // A joiner's request: opened by a member of a cluster it does not name,
+      // whose current secret (of whatever generation) it has. Its reply: by the
+      // joiner, whose codec has no cluster.
+      if (vector.direction() == Direction::kRequest) {
+        receiver_options.cluster = "the-members-cluster";
+        receiver_options.secrets = {{1, vector.Text("secret")}};
+        joiners = Joiners::kAccepted;
+      } else {
+        receiver_options.cluster = "";
+      }
+    }
     EnvelopeCodec receiver(receiver_options);
     absl::StatusOr<OpenedEnvelope> opened =
-        receiver.Open(vector.direction(), vector.Text("method"), envelope);
+        receiver.Open(vector.direction(), vector.Text("method"), envelope, joiners);
     ASSERT_TRUE(opened.ok()) << opened.status();
     EXPECT_EQ(opened->payload, vector.Bytes("payload"));
     EXPECT_EQ(opened->request_id, vector.Bytes("request_id"));
     EXPECT_EQ(opened->in_reply_to, vector.Bytes("in_reply_to"));
     EXPECT_EQ(opened->nodename, vector.Text("nodename"));
+    EXPECT_EQ(opened->cluster, vector.Text("cluster"));
   }
+}
+
+// The joiner's pair: the member refuses the request where joiners are not
+// accepted, and answers under generation 0 with its cluster's name.
+TEST(EnvelopeVectorsTest, AJoinersRequestAndItsReply) {
+  config::IniFile file = LoadVectors();
+  Vector request(file, "joiner_request");
+  Vector reply(file, "joiner_reply");
+  EXPECT_EQ(request.Text("cluster"), "");
+  EXPECT_EQ(request.Number("key_generation"), kJoinerKeyGeneration);
+  EXPECT_EQ(reply.Text("cluster"), "test");
+  EXPECT_EQ(reply.Bytes("salt"), request.Bytes("salt"));
+  EXPECT_EQ(reply.Bytes("in_reply_to"), request.Bytes("request_id"));
+
+  EnvelopeOptions member = reply.Options();  // node1 of cluster test
+  member.secrets = {{1, reply.Text("secret")}};
+  EnvelopeCodec node1(member);
+  v1::Envelope join;
+  ASSERT_TRUE(join.ParseFromString(request.Bytes("envelope")));
+  EXPECT_EQ(node1.Open(Direction::kRequest, request.Text("method"), join).status().message(),
+            "envelope of another cluster");
+  absl::StatusOr<OpenedEnvelope> opened =
+      node1.Open(Direction::kRequest, request.Text("method"), join, Joiners::kAccepted);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  v1::JoinRequest payload;
+  ASSERT_TRUE(payload.ParseFromString(opened->payload));
+  EXPECT_EQ(payload.address(), "127.0.0.3:1214");
+
+  // The member's own seal of the reply, from the vector's inputs, is the vector.
+  SealInputs inputs = reply.Inputs();
+  absl::StatusOr<v1::Envelope> sealed = node1.SealWith(inputs);
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  EXPECT_EQ(Hex(sealed->SerializeAsString()), reply.Text("envelope"));
+  // And the joiner opens it, learning the cluster's name.
+  EnvelopeOptions joiner = JoinerEnvelopeOptions("node3", request.Text("secret"));
+  joiner.clock = reply.Options().clock;
+  absl::StatusOr<OpenedEnvelope> answer =
+      EnvelopeCodec(joiner).Open(Direction::kReply, reply.Text("method"), *sealed);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->cluster, "test");
+  v1::JoinReply welcome;
+  ASSERT_TRUE(welcome.ParseFromString(answer->payload));
+  EXPECT_EQ(welcome.cluster().values().at("nodes"), "node1 node2 node3");
 }
 
 }  // namespace

@@ -4,6 +4,10 @@
 #include <grpcpp/impl/codegen/server_callback_handlers.h>
 #include <grpcpp/impl/rpc_service_method.h>
 
+#include <memory>
+#include <string>
+#include <utility>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "rpc/agent_methods.h"
@@ -100,19 +104,29 @@ grpc::ServerUnaryReactor* AgentService::HandleUnary(const Method& method,
     reactor->Finish(Unimplemented(method.name));
     return reactor;
   }
-  absl::StatusOr<std::string> payload =
-      (*method.unary_handler)(admitted->caller, admitted->envelope.payload);
-  if (!payload.ok()) {
-    reactor->Finish(rpc::ToGrpcStatus(payload.status()));
-    return reactor;
-  }
-  absl::StatusOr<v1::Envelope> sealed = gate_->SealReply(*admitted, method.path, *payload);
-  if (!sealed.ok()) {
-    reactor->Finish(rpc::ToGrpcStatus(sealed.status()));
-    return reactor;
-  }
-  *reply = *std::move(sealed);
-  reactor->Finish(grpc::Status::OK);
+  // The reply may come later, from another thread (HandlerRegistry::AddUnaryAsync):
+  // gRPC keeps `reply` and the reactor until Finish (and a server's shutdown waits
+  // for it), and the admitted request, whose view seals the reply, and the path
+  // travel with the responder.
+  auto request_state = std::make_shared<AdmittedRequest>(*std::move(admitted));
+  const Caller& caller = request_state->caller;
+  const std::string& payload = request_state->envelope.payload;
+  (*method.unary_handler)(
+      caller, payload,
+      [gate = gate_, path = method.path, reactor, reply,
+       request_state](absl::StatusOr<std::string> answer) {
+        if (!answer.ok()) {
+          reactor->Finish(rpc::ToGrpcStatus(answer.status()));
+          return;
+        }
+        absl::StatusOr<v1::Envelope> sealed = gate->SealReply(*request_state, path, *answer);
+        if (!sealed.ok()) {
+          reactor->Finish(rpc::ToGrpcStatus(sealed.status()));
+          return;
+        }
+        *reply = *std::move(sealed);
+        reactor->Finish(grpc::Status::OK);
+      });
   return reactor;
 }
 

@@ -127,8 +127,11 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
                       "envelope names no recipient: only Identify may be sent to any node"));
   }
   open_attempts_.fetch_add(1, std::memory_order_relaxed);
-  absl::StatusOr<crypto::OpenedEnvelope> opened =
-      view->codec->Open(crypto::Direction::kRequest, method_path, envelope);
+  // A joiner's envelope (no cluster name, generation 0) opens only where
+  // non-members are welcome: elsewhere it is "of another cluster".
+  absl::StatusOr<crypto::OpenedEnvelope> opened = view->codec->Open(
+      crypto::Direction::kRequest, method_path, envelope,
+      access.non_members ? crypto::Joiners::kAccepted : crypto::Joiners::kRefused);
   if (!opened.ok()) return Refuse(sender, *peer, opened.status());
 
   // Authentic from here: nothing below counts against the sender.

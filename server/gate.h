@@ -10,6 +10,8 @@
 //    methods open to non-members (the `access` option: Identify, Join).
 // 4. The recipient must be this node, except on methods open to any recipient
 //    (Identify); then the envelope is opened. Any failure is UNAUTHENTICATED.
+//    On methods open to non-members, a joiner's envelope (no cluster name, key
+//    generation 0) is opened with the current secret (crypto/envelope.h).
 // 5. Failures of 1 to 4 count as invalid messages of the sender; the threshold-th
 //    in a row blacklists it, and if S is an outsider's source, its connections are
 //    closed and new ones refused (server/address_book.h).

@@ -9,12 +9,22 @@
 //                                          v1::BlacklistStatusReply>(
 //       "BlacklistStatus", [&](const Caller& caller, const auto& request) { ... });
 //
+// A handler whose work must not hold one of gRPC's threads (a membership change
+// calls every member) answers later, from any thread, through its responder:
+//
+//   registry.AddUnaryAsync<v1::JoinRequest, v1::JoinReply>(
+//       "Join", [&](const Caller& caller, const v1::JoinRequest& request,
+//                   HandlerRegistry::Responder<v1::JoinReply> respond) {
+//         worker.Post([=] { respond(Work(caller, request)); });
+//       });
+//
 // Fill it before building the service; it is read-only afterwards.
 #ifndef OMD_SERVER_HANDLER_REGISTRY_H_
 #define OMD_SERVER_HANDLER_REGISTRY_H_
 
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -28,31 +38,52 @@ namespace omd::server {
 
 class HandlerRegistry {
  public:
-  // Takes the request payload, returns the serialized reply.
-  using UnaryHandler =
-      std::function<absl::StatusOr<std::string>(const Caller&, absl::string_view)>;
+  // Answers a call: exactly once, from any thread.
+  template <typename Reply>
+  using Responder = std::function<void(absl::StatusOr<Reply>)>;
+
+  // Takes the request payload, and gives the serialized reply to `respond`.
+  using UnaryHandler = std::function<void(const Caller&, absl::string_view payload,
+                                          Responder<std::string> respond)>;
 
   template <typename Request, typename Reply>
   absl::Status AddUnary(
       absl::string_view method_name,
       std::function<absl::StatusOr<Reply>(const Caller&, const Request&)> handler) {
+    return AddUnaryAsync<Request, Reply>(
+        method_name, [handler = std::move(handler)](const Caller& caller,
+                                                    const Request& request,
+                                                    Responder<Reply> respond) {
+          respond(handler(caller, request));
+        });
+  }
+
+  template <typename Request, typename Reply>
+  absl::Status AddUnaryAsync(
+      absl::string_view method_name,
+      std::function<void(const Caller&, const Request&, Responder<Reply>)> handler) {
     absl::Status carried = rpc::FindUnaryMethod(method_name,
                                                 Request::descriptor()->full_name(),
                                                 Reply::descriptor()->full_name())
                                .status();
     if (!carried.ok()) return carried;
-    unary_[std::string(method_name)] =
-        [handler = std::move(handler)](
-            const Caller& caller,
-            absl::string_view payload) -> absl::StatusOr<std::string> {
+    unary_[std::string(method_name)] = [handler = std::move(handler)](
+                                           const Caller& caller, absl::string_view payload,
+                                           Responder<std::string> respond) {
       Request request;
       if (!request.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "request payload is not a valid ", Request::descriptor()->full_name()));
+        respond(absl::InvalidArgumentError(absl::StrCat(
+            "request payload is not a valid ", Request::descriptor()->full_name())));
+        return;
       }
-      absl::StatusOr<Reply> reply = handler(caller, request);
-      if (!reply.ok()) return reply.status();
-      return reply->SerializeAsString();
+      handler(caller, request,
+              [respond = std::move(respond)](absl::StatusOr<Reply> reply) {
+                if (!reply.ok()) {
+                  respond(reply.status());
+                } else {
+                  respond(reply->SerializeAsString());
+                }
+              });
     };
     return absl::OkStatus();
   }

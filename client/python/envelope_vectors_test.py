@@ -73,12 +73,22 @@ class EnvelopeVectorsTest(unittest.TestCase):
         if v["direction"] == "reply":
             args.update(trusted_nodenames=[v["nodename"]], in_reply_to=v["in_reply_to"],
                         own_nodename=v["recipient"])
+        if v["key_generation"] == omd_envelope.JOINER_KEY_GENERATION:
+            # Section 6.3: a joiner's request is opened by a member of a cluster it
+            # does not name, whose current secret it has; the reply by the joiner,
+            # whose own cluster is empty.
+            if v["direction"] == "request":
+                args.update(cluster="the-members-cluster", secrets={1: v["secret"]},
+                            accept_joiners=True)
+            else:
+                args.update(cluster="")
         args.update(overrides)
         return omd_envelope.open_envelope(
             v["envelope"] if envelope is None else envelope, **args)
 
     def test_file_has_the_expected_vectors(self):
-        self.assertTrue({"request", "reply", "rotated"} <= set(self.vectors))
+        self.assertTrue({"request", "reply", "rotated", "joiner_request",
+                         "joiner_reply"} <= set(self.vectors))
         for name, v in self.vectors.items():
             with self.subTest(vector=name):
                 self.assertEqual(
@@ -246,6 +256,8 @@ class EnvelopeVectorsTest(unittest.TestCase):
             with self.subTest(vector=name, case="secret"):
                 with self.assertRaises(EnvelopeError):
                     self.open(v, secrets={v["key_generation"]: v["secret"] + "x"})
+            if name == "joiner_request":
+                continue  # opened with the receiver's current secret, whatever its number
             with self.subTest(vector=name, case="generation"):
                 with self.assertRaises(EnvelopeError):
                     self.open(v, secrets={v["key_generation"] + 1: v["secret"]})
@@ -306,6 +318,41 @@ class EnvelopeVectorsTest(unittest.TestCase):
                 reply.envelope, secrets={1: "s" * 32}, method=method, direction="reply",
                 cluster="c", own_nodename="n3", trusted_nodenames=["n2"],
                 in_reply_to=request.request_id)
+
+    def test_joiner_vectors(self):
+        request, reply = self.vectors["joiner_request"], self.vectors["joiner_reply"]
+        self.assertEqual(("", 0), (request["cluster"], request["key_generation"]))
+        # The reply names the cluster, under the request's salt and generation.
+        self.assertEqual(("test", 0), (reply["cluster"], reply["key_generation"]))
+        self.assertEqual(request["salt"], reply["salt"])
+        self.assertEqual(request["request_id"], reply["in_reply_to"])
+        self.assertEqual(request["key"], reply["key"])
+        # Section 3.3: an empty cluster is 00 00 00 00, generation 0 is 00 00 00 00.
+        aad = request["aad"]
+        cluster_at = len(b"omd.v1.envelope") + 1 + 4 + len(request["method"])
+        self.assertEqual(b"\0\0\0\0", aad[cluster_at:cluster_at + 4])
+        self.assertEqual(b"\0\0\0\0", aad[-4:])
+        self.assertEqual("127.0.0.3:1214", self.pb2.JoinRequest.FromString(
+            request["payload"]).address)
+        welcome = self.pb2.JoinReply.FromString(reply["payload"])
+        self.assertEqual("node1 node2 node3", welcome.cluster.values["nodes"])
+        self.assertEqual("unicast", welcome.sections["hb#1"].values["type"])
+        # A member opens the joiner's request only where joiners are accepted.
+        with self.assertRaises(EnvelopeError):
+            self.open(request, accept_joiners=False)
+        with self.assertRaises(EnvelopeError):  # closed to non-members, so to joiners
+            self.open(request, method="/omd.v1.Agent/BlacklistStatus",
+                      enforce_access=True)
+        self.open(request, enforce_access=True)
+        # A member (its cluster named) does not take generation 0 from anyone else.
+        with self.assertRaises(EnvelopeError):
+            self.open(reply, cluster="test")
+        # The joiner's reply check: any valid name, the node it called.
+        self.open(reply, trusted_nodenames=None, trust_any_nodename=True,
+                  expected_nodename="node1")
+        with self.assertRaises(EnvelopeError):
+            self.open(reply, trusted_nodenames=None, trust_any_nodename=True,
+                      expected_nodename="node2")
 
     def test_request_for_another_node_is_refused(self):
         v = self.vectors["request"]

@@ -52,6 +52,13 @@ def vector_inputs():
         nodename="node3", address="127.0.0.3", invalid_messages=5, blocked=True)])
     action = pb2.ServiceActionRequest(
         svcname="svc1", command=["compliance", "fix", "--moduleset", "foo"], sync=True)
+    join_id = _bytes_from(0x80, 16)
+    join = pb2.JoinRequest(address="127.0.0.3:1214")
+    welcome = pb2.JoinReply()
+    welcome.cluster.values.update({
+        "name": "test", "nodes": "node1 node2 node3",
+        "secret": "vector-secret-0123456789", "key_generation": "1"})
+    welcome.sections["hb#1"].values.update({"type": "unicast"})
     return [
         ("request", dict(
             direction="request", method="/omd.v1.Agent/BlacklistStatus",
@@ -79,6 +86,28 @@ def vector_inputs():
             salt=_bytes_from(0x50, 16), nonce=_bytes_from(0xc0, 12),
             request_id=_bytes_from(0x60, 16), in_reply_to=b"",
             payload=action.SerializeToString())),
+        # Section 6.3: a joiner knows the secret, neither the cluster's name nor the
+        # secret's generation; the member answers under generation 0, naming its
+        # cluster.
+        ("joiner_request", dict(
+            direction="request", method="/omd.v1.Agent/Join",
+            cluster="", nodename="node3", recipient="node1",
+            secret="vector-secret-0123456789",
+            key_generation=omd_envelope.JOINER_KEY_GENERATION,
+            sent_at_unix_ms=1800000200000,
+            salt=_bytes_from(0x70, 16), nonce=_bytes_from(0xd0, 12),
+            request_id=join_id, in_reply_to=b"",
+            payload=join.SerializeToString())),
+        ("joiner_reply", dict(
+            direction="reply", method="/omd.v1.Agent/Join",
+            cluster="test", nodename="node1", recipient="node3",
+            secret="vector-secret-0123456789",
+            key_generation=omd_envelope.JOINER_KEY_GENERATION,
+            sent_at_unix_ms=1800000200300,
+            salt=_bytes_from(0x70, 16), nonce=_bytes_from(0xe0, 12),
+            request_id=_bytes_from(0x90, 16), in_reply_to=join_id,
+            # Maps in key order, so that the file is reproducible.
+            payload=welcome.SerializeToString(deterministic=True))),
     ]
 
 

@@ -15,7 +15,9 @@ independent implementation of the protocol:
   request and opening and checking the typed reply. A client that knows the daemon
   only by its address calls `Identify` first (empty recipient, section 6.1), binds
   every later request to the node that answered, and refuses a reply from any
-  other node (section 5, check 4).
+  other node (section 5, check 4). `AgentClient.joiner` is a joiner's client
+  (section 6.3): empty cluster, key generation 0, any node's reply trusted, and
+  the cluster reached learned from the reply.
 
 The protobuf classes are generated from proto/omd.proto at first use (see
 `omd_pb2()`); no generated code is kept in the repository.
@@ -48,6 +50,9 @@ SALT_BYTES = 16
 NONCE_BYTES = 12
 TAG_BYTES = 16
 REQUEST_ID_BYTES = 16
+
+# Section 6.3: the key generation of a joiner's envelopes.
+JOINER_KEY_GENERATION = 0
 
 # Section 3.3: the direction byte.
 REQUEST = 1
@@ -255,7 +260,8 @@ def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
     `recipient` is the node the envelope is for. A request may leave it empty only
     for a method whose `(omd.v1.access)` has `any_recipient` (Identify); this
     primitive does not enforce that (tests and the vectors build such envelopes on
-    purpose): `check_recipient` and `AgentClient` do. salt, nonce and request_id
+    purpose): `check_recipient` and `AgentClient` do. A joiner (section 6.3) seals
+    with cluster "" and key_generation 0 (JOINER_KEY_GENERATION). salt, nonce and request_id
     default to fresh CSPRNG bytes and sent_at_unix_ms to the clock. A reply must
     pass the request's sender as recipient, its salt and key_generation, and its
     request_id as in_reply_to (section 5).
@@ -267,8 +273,8 @@ def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
         raise ValueError("a request has no in_reply_to")
     if direction == REPLY and not recipient:
         raise ValueError("a reply is for its requester: recipient is required")
-    if key_generation < 1:
-        raise ValueError("key_generation must be >= 1")
+    if key_generation < 0:
+        raise ValueError("key_generation must be >= 1, or 0 for a joiner")
     salt = _secrets.token_bytes(SALT_BYTES) if salt is None else bytes(salt)
     nonce = _secrets.token_bytes(NONCE_BYTES) if nonce is None else bytes(nonce)
     if request_id is None:
@@ -314,11 +320,15 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
                   expected_key_generation: Optional[int] = None,
                   expected_nodename: Optional[str] = None,
                   enforce_access: bool = False,
+                  accept_joiners: bool = False,
+                  trust_any_nodename: bool = False,
                   now_ms: Optional[int] = None,
                   clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS) -> OpenedEnvelope:
     """Opens and checks an envelope (an `omd_pb2.Envelope` or its serialization).
 
-    `secrets` maps key generations to cluster secrets.
+    `secrets` maps key generations to cluster secrets; the highest is the current
+    one. `cluster` is the receiver's cluster; "" for a joiner, which opens a reply
+    of any cluster (section 6.3).
 
     For a request this applies the authenticity checks of section 4, step 5, and the
     clock of step 7, but not the replay guard (which needs state: a server keeps
@@ -328,14 +338,17 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
     `enforce_access`, the method's `(omd.v1.access)` applies as section 4 reads: a
     valid node name (step 3, read as applying to every method), membership only
     unless `non_members`, and a non-empty recipient unless `any_recipient` (step 4). Without it an empty recipient is
-    accepted, so that the vectors open as section 9 says.
+    accepted, so that the vectors open as section 9 says. With `accept_joiners`
+    (and, under `enforce_access`, on a method open to non-members only), a
+    joiner's request (cluster "", key generation 0) opens with the current secret.
 
     For a reply it applies section 5: the recipient is `own_nodename` (required),
     the tag with direction reply, `in_reply_to` (required), the sender in
     `trusted_nodenames` (required) and, with `expected_nodename`, that very node
     (the recipient of the request, check 4), the time window, and that the reply
     kept the request's salt and generation when `expected_salt` /
-    `expected_key_generation` are given.
+    `expected_key_generation` are given. A joiner passes `trust_any_nodename`
+    instead of `trusted_nodenames`: any valid node name.
 
     Raises EnvelopeError with the reason on any failure.
     """
@@ -349,26 +362,43 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
             raise EnvelopeError(f"envelope does not parse: {e}") from e
         envelope = parsed
 
-    if envelope.cluster != cluster:
+    access = None
+    if enforce_access and direction == REQUEST:
+        try:
+            access = method_info(method)
+        except KeyError as e:
+            raise EnvelopeError(f"no such method: {e}") from e
+        accept_joiners = accept_joiners and access.non_members
+    # Section 6.3: a joiner's request names no cluster and uses generation 0; a
+    # joiner's codec (cluster "") takes a reply of any cluster.
+    joiner_request = direction == REQUEST and bool(cluster) and not envelope.cluster
+    if joiner_request:
+        if not accept_joiners:
+            raise EnvelopeError("a joiner's envelope, on a method closed to joiners")
+        if envelope.key_generation != JOINER_KEY_GENERATION:
+            raise EnvelopeError("a joiner's envelope must have key generation 0")
+    elif envelope.cluster != cluster and not (direction == REPLY and not cluster):
         raise EnvelopeError(f"cluster {envelope.cluster!r} is not {cluster!r}")
+    elif cluster and envelope.key_generation == JOINER_KEY_GENERATION:
+        raise EnvelopeError("key generation 0 is a joiner's, and this is not a "
+                            "joiner's request")
     if direction == REPLY:
-        if trusted_nodenames is None or in_reply_to is None or own_nodename is None:
+        if (trusted_nodenames is None and not trust_any_nodename) or \
+                in_reply_to is None or own_nodename is None:
             raise ValueError("opening a reply needs own_nodename, trusted_nodenames "
-                             "and in_reply_to")
+                             "(or trust_any_nodename) and in_reply_to")
         if envelope.recipient != own_nodename:
             raise EnvelopeError(f"reply for {envelope.recipient!r}, not {own_nodename!r}")
-        if envelope.nodename not in set(trusted_nodenames):
+        if trust_any_nodename:
+            if not valid_nodename(envelope.nodename):
+                raise EnvelopeError(f"reply from invalid node name {envelope.nodename!r}")
+        elif envelope.nodename not in set(trusted_nodenames):
             raise EnvelopeError(f"reply from untrusted node {envelope.nodename!r}")
         if expected_nodename is not None and envelope.nodename != expected_nodename:
             raise EnvelopeError(f"reply from node {envelope.nodename!r}, but the "
                                 f"request was for {expected_nodename!r}")
     else:
-        access = None
-        if enforce_access:
-            try:
-                access = method_info(method)
-            except KeyError as e:
-                raise EnvelopeError(f"no such method: {e}") from e
+        if access is not None:
             if not valid_nodename(envelope.nodename):
                 raise EnvelopeError(f"invalid node name {envelope.nodename!r}")
         if trusted_nodenames is not None and \
@@ -390,7 +420,10 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
     if expected_key_generation is not None and \
             envelope.key_generation != expected_key_generation:
         raise EnvelopeError("reply key_generation differs from the request's")
-    secret = secrets.get(envelope.key_generation)
+    if joiner_request:
+        secret = secrets.get(max(secrets)) if secrets else None  # the current one
+    else:
+        secret = secrets.get(envelope.key_generation)
     if secret is None:
         raise EnvelopeError(f"no secret of generation {envelope.key_generation}")
 
@@ -445,15 +478,21 @@ class AgentClient:
     gRPC errors come out as `grpc.RpcError` (the daemon's statuses are not sealed);
     a reply that fails the checks of section 5 raises EnvelopeError. The client keeps
     one salt for its lifetime, as section 3.1 allows.
+
+    A joiner (section 6.3), which has the secret but neither the cluster's name nor
+    its members, uses `AgentClient.joiner(target, nodename=..., secret=...)`: it
+    can call the methods open to non-members (Identify, Join), and `cluster` is
+    the name of the cluster reached once a reply came.
     """
 
     def __init__(self, target: str, *, cluster: str, nodename: str, secret: Secret,
                  trusted_nodenames: Iterable[str], recipient: Optional[str] = None,
                  key_generation: int = 1,
                  timeout: float = 10.0, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
-                 channel=None):
+                 channel=None, _joiner: bool = False):
         import grpc  # only the client needs it
         self._grpc = grpc
+        self._joiner = _joiner
         self.cluster = cluster
         self.nodename = nodename
         self.key_generation = key_generation
@@ -466,6 +505,15 @@ class AgentClient:
         self._node = recipient or None  # the node every request names, once known
         self._own_channel = channel is None
         self._channel = grpc.insecure_channel(target) if channel is None else channel
+
+    @classmethod
+    def joiner(cls, target: str, *, nodename: str, secret: Secret,
+               recipient: Optional[str] = None, **kwargs) -> "AgentClient":
+        """A joiner's client (section 6.3): cluster "", key generation 0, a reply
+        from any valid node name trusted; `cluster` becomes the cluster reached."""
+        return cls(target, cluster="", nodename=nodename, secret=secret,
+                   trusted_nodenames=(), recipient=recipient,
+                   key_generation=JOINER_KEY_GENERATION, _joiner=True, **kwargs)
 
     @property
     def node(self) -> Optional[str]:
@@ -527,7 +575,9 @@ class AgentClient:
                             f", not {type(request).DESCRIPTOR.full_name}")
         check_recipient(info, recipient)
         return seal(secret=self._secret, key_generation=self.key_generation,
-                    cluster=self.cluster, nodename=self.nodename, method=info.path,
+                    # A joiner seals with no cluster even once it knows the name.
+                    cluster="" if self._joiner else self.cluster,
+                    nodename=self.nodename, method=info.path,
                     direction=REQUEST, recipient=recipient,
                     payload=request.SerializeToString(),
                     salt=self._salt)
@@ -535,14 +585,18 @@ class AgentClient:
     def _open(self, info: MethodInfo, sent: SealedEnvelope, envelope):
         opened = open_envelope(
             envelope, secrets={self.key_generation: self._secret}, method=info.path,
-            direction=REPLY, cluster=self.cluster, own_nodename=self.nodename,
-            trusted_nodenames=self.trusted_nodenames, in_reply_to=sent.request_id,
+            direction=REPLY, cluster="" if self._joiner else self.cluster,
+            own_nodename=self.nodename,
+            trusted_nodenames=self.trusted_nodenames, trust_any_nodename=self._joiner,
+            in_reply_to=sent.request_id,
             expected_salt=sent.envelope.salt,
             expected_key_generation=self.key_generation,
             # Section 5, check 4: the node called; for an Identify sent to any node,
             # any node of trusted_nodenames.
             expected_nodename=sent.envelope.recipient or None,
             clock_skew_ms=self.clock_skew_ms)
+        if self._joiner:
+            self.cluster = opened.cluster  # authenticated: bound into the tag
         reply = info.reply_type()
         try:
             reply.ParseFromString(opened.payload)

@@ -483,6 +483,65 @@ class PythonClientTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "needs a recipient"):
             omd_envelope.check_recipient("BlacklistStatus", "")
 
+    # ---------------------------------------------------------------- joiners
+
+    def test_joiner_identifies_and_learns_the_cluster(self):
+        # Section 6.3: no cluster, generation 0; the reply names the cluster.
+        joiner = omd_envelope.AgentClient.joiner(self.target, nodename="node3",
+                                                 secret=SECRET)
+        self.clients.append(joiner)
+        self.assertEqual("", joiner.cluster)
+        self.assertEqual("node1", joiner.identify())
+        self.assertEqual("test", joiner.cluster)
+
+        # By hand: the reply keeps the request's salt and generation 0.
+        sent = omd_envelope.seal(secret=SECRET, key_generation=0, cluster="",
+                                 nodename="node3", recipient="",
+                                 method="/omd.v1.Agent/Identify", direction="request")
+        envelope = self.raw_call("Identify", sent.envelope)
+        self.assertEqual(("test", "node1", "node3", 0, sent.envelope.salt),
+                         (envelope.cluster, envelope.nodename, envelope.recipient,
+                          envelope.key_generation, envelope.salt))
+        omd_envelope.open_envelope(
+            envelope, secrets={0: SECRET}, method="/omd.v1.Agent/Identify",
+            direction="reply", cluster="", own_nodename="node3",
+            trust_any_nodename=True, in_reply_to=sent.request_id,
+            expected_salt=sent.envelope.salt, expected_key_generation=0)
+        self.assertEqual([], self.entries())
+
+    def test_joiner_envelopes_are_refused_elsewhere_and_counted(self):
+        def joiner_request(method, nodename, secret=SECRET):
+            return omd_envelope.seal(secret=secret, key_generation=0, cluster="",
+                                     nodename=nodename, recipient="node1",
+                                     method=f"/omd.v1.Agent/{method}",
+                                     direction="request").envelope
+
+        # A member's name on a member's method: its cluster is missing.
+        self.assertEqual(
+            (grpc.StatusCode.UNAUTHENTICATED, "envelope of another cluster"),
+            _status(lambda: self.raw_call("BlacklistStatus",
+                                          joiner_request("BlacklistStatus", "node2"))))
+        self.assertEqual([("node2", "127.0.0.1", 1, False)], self.entries())
+        # A non-member on a member's method: not a member.
+        self.assertEqual(grpc.StatusCode.PERMISSION_DENIED, _code(
+            lambda: self.raw_call("BlacklistStatus",
+                                  joiner_request("BlacklistStatus", "node3"))))
+        # A joiner with the wrong secret, where joiners are welcome.
+        self.assertEqual(
+            (grpc.StatusCode.UNAUTHENTICATED, "message authentication failed"),
+            _status(lambda: self.raw_call(
+                "Identify", joiner_request("Identify", "node3", WRONG_SECRET))))
+        self.assertEqual([("", "127.0.0.1", 2, False), ("node2", "127.0.0.1", 1, False)],
+                         self.entries())
+        # An empty cluster with a real generation is no joiner's envelope.
+        odd = omd_envelope.seal(secret=SECRET, key_generation=1, cluster="",
+                                nodename="node3", recipient="",
+                                method="/omd.v1.Agent/Identify", direction="request")
+        self.assertEqual(
+            (grpc.StatusCode.UNAUTHENTICATED,
+             "a joiner's envelope must have key generation 0"),
+            _status(lambda: self.raw_call("Identify", odd.envelope)))
+
     # ------------------------------------------------ bytes that are no envelope
 
     def test_bytes_that_are_not_an_envelope_are_counted_against_the_source(self):
