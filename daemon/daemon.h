@@ -2,7 +2,8 @@
 // guarded and gated listener with its local control channel, health and
 // reflection, and its supervised threads (daemon/supervisor.h): "listener" (the
 // TCP port, its probe and memory watch), "reloader" (node.conf), "housekeeper"
-// (the replay journal, refusal summaries, banned sources).
+// (the replay journal, refusal summaries, banned sources), "heartbeat" (this
+// node's state to the members, cluster/heartbeat.h).
 //
 //   Daemon::Options options;
 //   options.root = "/var/lib/omd";
@@ -25,6 +26,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "cluster/heartbeat.h"
+#include "cluster/node_states.h"
+#include "cluster/peers.h"
 #include "daemon/config_reloader.h"
 #include "daemon/daemon_handlers.h"
 #include "daemon/supervisor.h"
@@ -57,6 +61,9 @@ class Daemon : public DaemonControl {
     absl::Duration shutdown_grace = absl::Seconds(3);
     // Connection caps and HTTP/2 limits, per class of source.
     net::ConnectionGuard::Options connections;
+    // How long a stop waits at most for the members to hear of the maintenance.
+    absl::Duration maintenance_announce_bound = absl::Seconds(2);
+    cluster::Heartbeat::Options heartbeat;
     // Benchmarks only (tools/bench): envelopes carry their plaintext.
     bool unencrypted_for_benchmark = false;
   };
@@ -111,6 +118,9 @@ class Daemon : public DaemonControl {
   std::unique_ptr<server::Gate> gate_;
   std::unique_ptr<server::DequeueRunner> dequeue_runner_;
   std::unique_ptr<ConfigReloader> reloader_;
+  std::unique_ptr<cluster::Peers> peers_;
+  std::unique_ptr<cluster::NodeStates> node_states_;
+  std::unique_ptr<cluster::Heartbeat> heartbeat_;
   server::HandlerRegistry handlers_;
   std::atomic<int64_t> dispatched_calls_{0};
   Supervisor supervisor_;
@@ -119,6 +129,7 @@ class Daemon : public DaemonControl {
   std::optional<StopKind> stop_requested_ ABSL_GUARDED_BY(stop_mutex_);
   bool stopped_ ABSL_GUARDED_BY(stop_mutex_) = false;
   uint64_t bans_version_ = 0;  // the housekeeper thread's
+  bool started_ = false;       // Start went through: there is something to stop
 };
 
 }  // namespace omd::daemon

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -138,7 +139,7 @@ class DaemonTest : public ::testing::Test {
 
 TEST_F(DaemonTest, StatusShowsThreadsNodesAndConfiguration) {
   const google::protobuf::Struct status = StatusData(daemon_->root());
-  for (const std::string id : {"listener", "reloader", "housekeeper"}) {
+  for (const std::string id : {"listener", "reloader", "housekeeper", "heartbeat"}) {
     EXPECT_EQ(ThreadState(status, id), "running") << id;
   }
   const auto& nodes = status.fields().at("nodes").struct_value().fields();
@@ -197,7 +198,7 @@ TEST_F(DaemonTest, ThreadErrorsAreClear) {
   EXPECT_THAT(
       unknown.stderr_text,
       HasSubstr(
-          "no thread \"nosuch\"; the threads are: housekeeper, listener, reloader"));
+          "no thread \"nosuch\"; the threads are: heartbeat, housekeeper, listener, reloader"));
   OmResult unknown_start =
       RunOm(daemon_->root(), {"daemon", "start", "--thread-id", "nosuch"});
   EXPECT_EQ(unknown_start.exit_code, 5);
@@ -213,7 +214,7 @@ TEST_F(DaemonTest, ThreadErrorsAreClear) {
   EXPECT_THAT(extra.stderr_text, HasSubstr("unexpected argument \"now\""));
   // Nothing changed.
   const google::protobuf::Struct status = StatusData(daemon_->root());
-  for (const std::string id : {"listener", "reloader", "housekeeper"}) {
+  for (const std::string id : {"listener", "reloader", "housekeeper", "heartbeat"}) {
     EXPECT_EQ(ThreadState(status, id), "running") << id;
   }
 }
@@ -471,6 +472,121 @@ TEST_F(DaemonTest, AClientLoopLosesNothingWhileThePortMoves) {
       sent.load(), retried.load(), lost.load());
   EXPECT_GT(sent.load(), 10);
   EXPECT_EQ(lost.load(), 0);
+}
+
+// Three daemons on 127.0.0.1, .2 and .3, each told where the others listen.
+class ThreeNodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) {
+      addresses_[i] = absl::StrCat("127.0.0.", i + 1);
+      absl::StatusOr<net::ListenSocket> probe = net::Listen(addresses_[i], 0);
+      ASSERT_TRUE(probe.ok()) << probe.status();
+      ports_[i] = probe->port;
+      close(probe->fd);
+    }
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_NO_FATAL_FAILURE(StartNode(i, ""));
+    }
+  }
+
+  void StartNode(int i, const std::string& root) {
+    DaemonProcess::Options options;
+    options.root = root;
+    options.node.node_name = Name(i);
+    options.node.cluster_nodes = {"node1", "node2", "node3"};
+    for (const int j : extra_members_) options.node.cluster_nodes.push_back(Name(j));
+    options.node.listen_address = addresses_[i];
+    options.node.port = ports_[i];
+    for (int j = 0; j < 3; ++j) {
+      if (j != i)
+        options.node.node_addresses[Name(j)] =
+            absl::StrCat(addresses_[j], ":", ports_[j]);
+    }
+    for (const auto& [node, address] : extra_addresses_)
+      options.node.node_addresses[node] = address;
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    nodes_[i] = *std::move(daemon);
+  }
+
+  void TearDown() override {
+    for (auto& node : nodes_) {
+      if (node != nullptr) {
+        EXPECT_TRUE(node->Stop().ok());
+      }
+    }
+  }
+
+  static std::string Name(int i) { return absl::StrCat("node", i + 1); }
+
+  // How node i sees node `name`.
+  std::string StateSeenBy(int i, const std::string& name) {
+    const google::protobuf::Struct status = StatusData(nodes_[i]->root());
+    const auto& nodes = status.fields().at("nodes").struct_value().fields();
+    auto it = nodes.find(name);
+    if (it == nodes.end()) return "(absent)";
+    return it->second.struct_value().fields().at("state").string_value();
+  }
+
+  std::string addresses_[3];
+  int ports_[3] = {};
+  std::vector<int> extra_members_;
+  std::map<std::string, std::string> extra_addresses_;
+  std::unique_ptr<DaemonProcess> nodes_[3];
+};
+
+// Heartbeats make the members up; a stopped daemon is in maintenance on the
+// others until it starts again.
+TEST_F(ThreeNodeTest, AStoppedNodeIsInMaintenanceUntilItStartsAgain) {
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      if (i == j) continue;
+      EXPECT_TRUE(Eventually([&] { return StateSeenBy(i, Name(j)) == "up"; }))
+          << Name(i) << " sees " << Name(j) << " " << StateSeenBy(i, Name(j));
+    }
+  }
+  const std::string root3 = nodes_[2]->root();
+  OmResult stop = RunOm(root3, {"daemon", "stop"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.stderr_text;
+  ASSERT_TRUE(
+      Eventually([&] { return absl::StrContains(nodes_[2]->Log(), "omd stopped"); }));
+  EXPECT_THAT(nodes_[2]->Log(), HasSubstr("maintenance announced to 2 member(s)"));
+  EXPECT_TRUE(nodes_[2]->Stop().ok());
+  nodes_[2].reset();
+  EXPECT_EQ(StateSeenBy(0, "node3"), "maintenance");
+  EXPECT_EQ(StateSeenBy(1, "node3"), "maintenance");
+  absl::SleepFor(absl::Seconds(8));  // past the time an unheard node would turn unknown
+  EXPECT_EQ(StateSeenBy(0, "node3"), "maintenance");
+  OmResult text = RunOm(nodes_[0]->root(), {"daemon", "status"});
+  EXPECT_THAT(text.stdout_text, HasSubstr("maintenance"));
+
+  ASSERT_NO_FATAL_FAILURE(StartNode(2, root3));
+  EXPECT_TRUE(Eventually([&] { return StateSeenBy(0, "node3") == "up"; }));
+  EXPECT_TRUE(Eventually([&] { return StateSeenBy(1, "node3") == "up"; }));
+}
+
+// SIGTERM is `daemon stop`: the members hear of the maintenance too. A member
+// that never answers (its port accepts and stays silent) delays the stop by the
+// announcement's bound at most.
+TEST_F(ThreeNodeTest, SigtermAnnouncesMaintenanceAndASilentMemberDelaysLittle) {
+  absl::StatusOr<net::ListenSocket> silent = net::Listen("127.0.0.4", 0);
+  ASSERT_TRUE(silent.ok());
+  for (auto& node : nodes_) EXPECT_TRUE(node->Stop().ok());
+  extra_members_ = {3};
+  extra_addresses_ = {{"node4", absl::StrCat("127.0.0.4:", silent->port)}};
+  for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(StartNode(i, nodes_[i]->root()));
+  ASSERT_TRUE(Eventually([&] { return StateSeenBy(0, "node2") == "up"; }));
+  ASSERT_TRUE(Eventually([&] { return StateSeenBy(1, "node1") == "up"; }));
+  ASSERT_TRUE(Eventually([&] { return StateSeenBy(1, "node3") == "up"; }));
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(nodes_[1]->Stop().ok());  // SIGTERM
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_THAT(nodes_[1]->Log(), HasSubstr("maintenance announced to 2 member(s)"));
+  nodes_[1].reset();
+  EXPECT_EQ(StateSeenBy(0, "node2"), "maintenance");
+  EXPECT_EQ(StateSeenBy(0, "node4"), "unknown");
+  close(silent->fd);
 }
 
 TEST(DaemonRecoveryTest, ActionsLeftRunningByADeadDequeuerAreFailedWithANote) {
