@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/reflection.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -586,8 +587,8 @@ TEST(CheckQueuedActionTest, QuotesTheRefusedArgumentSafely) {
   EXPECT_LT(status.message().size(), 300u);
 }
 
-// Today's commands: each one accepted as a queued action, none with options of
-// its own, and none may ever declare one of om's global flags.
+// Today's commands: each one accepted as a queued action, with its own options,
+// each an om flag (Abseil's), and none may ever declare one of om's global flags.
 TEST(CheckQueuedActionTest, TheCommandTable) {
   const std::vector<std::string> global_flags = {
       "root",       "server",    "node",      "output",      "timeout",
@@ -599,9 +600,12 @@ TEST(CheckQueuedActionTest, TheCommandTable) {
     const std::string words = absl::StrJoin(command.words, " ");
     SCOPED_TRACE(words);
     EXPECT_TRUE(CheckQueuedAction(command.words).ok());
-    EXPECT_THAT(command.options, IsEmpty());
     for (const std::string& option : command.options) {
       EXPECT_THAT(global_flags, Not(::testing::Contains(option)));
+      EXPECT_NE(absl::FindCommandLineFlag(option), nullptr) << option;
+      std::vector<std::string> with_option = command.words;
+      with_option.push_back("--" + option + "=x");
+      EXPECT_TRUE(CheckQueuedAction(with_option).ok()) << option;
     }
     std::vector<std::string> with_flag = command.words;
     with_flag.push_back("--server=10.9.9.9:1214");
