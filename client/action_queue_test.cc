@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/reflection.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -587,8 +588,8 @@ TEST(CheckQueuedActionTest, QuotesTheRefusedArgumentSafely) {
   EXPECT_LT(status.message().size(), 300u);
 }
 
-// Today's commands: each one accepted as a queued action, none with options of
-// its own, and none may ever declare one of om's global flags.
+// Today's commands: each one accepted as a queued action, with its own options,
+// each an om flag (Abseil's), and none may ever declare one of om's global flags.
 TEST(CheckQueuedActionTest, TheCommandTable) {
   const std::vector<std::string> global_flags = {
       "root",       "server",    "node",      "output",      "timeout",
@@ -603,6 +604,10 @@ TEST(CheckQueuedActionTest, TheCommandTable) {
     for (const std::string& option : command.options) {
       EXPECT_THAT(global_flags, Not(::testing::Contains(option)));
       EXPECT_EQ(option, CanonicalOptionName(option)) << "options are listed with '_'";
+      EXPECT_NE(absl::FindCommandLineFlag(option), nullptr) << option;
+      std::vector<std::string> with_option = command.words;
+      with_option.push_back("--" + option + "=x");
+      EXPECT_TRUE(CheckQueuedAction(with_option).ok()) << option;
     }
     std::vector<std::string> with_flag = command.words;
     with_flag.push_back("--server=10.9.9.9:1214");

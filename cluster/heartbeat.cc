@@ -14,6 +14,16 @@ Heartbeat::Heartbeat(Options options, Peers* peers, NodeStates* states,
     : options_(std::move(options)), peers_(peers), states_(states), config_(std::move(config)) {}
 
 std::vector<std::string> Heartbeat::AnnounceToAll(NodeState state, absl::Duration bound) {
+  return Announce(state, bound, /*live_only=*/false);
+}
+
+std::vector<std::string> Heartbeat::AnnounceToLiveMembers(NodeState state,
+                                                          absl::Duration bound) {
+  return Announce(state, bound, /*live_only=*/true);
+}
+
+std::vector<std::string> Heartbeat::Announce(NodeState state, absl::Duration bound,
+                                             bool live_only) {
   const std::shared_ptr<const config::NodeConfig> config = config_();
   v1::AnnounceStateRequest request;
   request.set_state(std::string(NodeStateName(state)));
@@ -22,6 +32,7 @@ std::vector<std::string> Heartbeat::AnnounceToAll(NodeState state, absl::Duratio
   std::vector<std::thread> calls;
   for (const std::string& node : config->cluster_nodes) {
     if (node == config->node_name) continue;
+    if (live_only && states_->Get(node).state != NodeState::kUp) continue;
     // One thread per member, each call bounded: an unreachable member delays
     // nobody else, and the whole round takes `bound` at most.
     calls.emplace_back([this, node, state, &request, bound, &mutex, &acknowledged] {

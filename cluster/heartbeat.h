@@ -29,7 +29,8 @@ class Heartbeat {
  public:
   struct Options {
     absl::Duration interval = absl::Seconds(2);
-    absl::Duration timeout = absl::Seconds(1);  // of each call
+    // Of each call. Short: a stop waits for the round in flight.
+    absl::Duration timeout = absl::Milliseconds(500);
   };
 
   // `config` returns the configuration in use (its members, this node's name).
@@ -43,8 +44,14 @@ class Heartbeat {
   // Tells every other member `state`, all at once; returns within `bound`
   // whatever the members do. Returns the members that acknowledged it.
   std::vector<std::string> AnnounceToAll(NodeState state, absl::Duration bound);
+  // The same, to the members that are up (heard from lately): a stopping node
+  // waits for nobody that could not hear it anyway. A member that was down
+  // meanwhile sees this node "unknown", not "maintenance".
+  std::vector<std::string> AnnounceToLiveMembers(NodeState state, absl::Duration bound);
 
  private:
+  std::vector<std::string> Announce(NodeState state, absl::Duration bound, bool live_only);
+
   const Options options_;
   Peers* const peers_;
   NodeStates* const states_;

@@ -344,6 +344,37 @@ absl::Status ReplaceNodeConfigLocked(absl::string_view root, absl::string_view t
   return WriteFileAtomically(path, text, kConfigFileMode);
 }
 
+// Under the lock: reads node.conf, has `change` make the new text from the
+// current one, validates it and writes it if it differs. The texts hold the
+// secret: wiped when done.
+absl::StatusOr<NodeConfig> ChangeNodeConfigLocked(
+    absl::string_view root,
+    absl::FunctionRef<absl::StatusOr<std::string>(const std::string& current)> change) {
+  absl::Status status = CheckRoot(root);
+  if (!status.ok()) return status;
+  const std::string path = NodeConfigPath(root);
+  absl::StatusOr<posix::UniqueFd> lock = LockNodeConfig(root);
+  if (absl::IsNotFound(lock.status())) {
+    // No ROOT/etc, so no node.conf: say that rather than name the lock.
+    return absl::NotFoundError(absl::StrCat(path, " does not exist"));
+  }
+  if (!lock.ok()) return lock.status();
+  absl::StatusOr<std::string> current = ReadFileToString(path, IniFile::kMaxBytes);
+  if (!current.ok()) return current.status();  // Already names the path.
+  absl::StatusOr<std::string> changed = change(*current);
+  absl::StatusOr<NodeConfig> config;
+  if (changed.ok()) {
+    config = ParseNodeConfig(*changed);
+    if (config.ok() && *changed != *current) status = ReplaceNodeConfigLocked(root, *changed);
+    OPENSSL_cleanse(changed->data(), changed->size());
+  } else {
+    status = changed.status();
+  }
+  OPENSSL_cleanse(current->data(), current->size());
+  if (!status.ok()) return status;
+  return config;
+}
+
 // A fresh node.conf for this host, with a random 256-bit secret.
 absl::StatusOr<std::string> DefaultNodeConfigText() {
   absl::StatusOr<std::string> host_name = HostName();
@@ -476,35 +507,27 @@ absl::StatusOr<NodeConfig> LoadOrCreateNodeConfig(absl::string_view root) {
 
 absl::StatusOr<NodeConfig> UpdateNodeConfig(
     absl::string_view root, absl::FunctionRef<absl::Status(IniFile& ini)> edit) {
-  absl::Status status = CheckRoot(root);
-  if (!status.ok()) return status;
-  const std::string path = NodeConfigPath(root);
-  absl::StatusOr<posix::UniqueFd> lock = LockNodeConfig(root);
-  if (absl::IsNotFound(lock.status())) {
-    // No ROOT/etc, so no node.conf: say that rather than name the lock.
-    return absl::NotFoundError(absl::StrCat(path, " does not exist"));
-  }
-  if (!lock.ok()) return lock.status();
-  absl::StatusOr<std::string> text = ReadFileToString(path, IniFile::kMaxBytes);
-  if (!text.ok()) return text.status();  // Already names the path.
-  absl::StatusOr<IniFile> ini = IniFile::Parse(*text);
-  if (!ini.ok()) {
-    OPENSSL_cleanse(text->data(), text->size());
-    return WithContext(path, ini.status());
-  }
-  status = edit(*ini);
-  if (!status.ok()) {
-    OPENSSL_cleanse(text->data(), text->size());
-    return status;
-  }
-  std::string updated = ini->Serialize();
-  absl::StatusOr<NodeConfig> config = ParseNodeConfig(updated);
-  status = config.status();
-  if (status.ok() && updated != *text) status = ReplaceNodeConfigLocked(root, updated);
-  OPENSSL_cleanse(text->data(), text->size());
-  OPENSSL_cleanse(updated.data(), updated.size());
-  if (!status.ok()) return status;
-  return config;
+  return ChangeNodeConfigLocked(
+      root, [&](const std::string& current) -> absl::StatusOr<std::string> {
+        absl::StatusOr<IniFile> ini = IniFile::Parse(current);
+        if (!ini.ok()) return WithContext(NodeConfigPath(root), ini.status());
+        absl::Status edited = edit(*ini);
+        if (!edited.ok()) return edited;
+        return ini->Serialize();
+      });
+}
+
+absl::StatusOr<NodeConfig> ReplaceNodeConfigIfUnchanged(absl::string_view root,
+                                                        absl::string_view expected,
+                                                        absl::string_view text) {
+  return ChangeNodeConfigLocked(
+      root, [&](const std::string& current) -> absl::StatusOr<std::string> {
+        if (current != expected) {
+          return absl::AbortedError(absl::StrCat(NodeConfigPath(root),
+                                                 " was changed by another writer meanwhile"));
+        }
+        return std::string(text);
+      });
 }
 
 absl::Status SaveNodeConfig(absl::string_view root, const NodeConfig& config) {

@@ -153,6 +153,16 @@ absl::StatusOr<NodeConfig> LoadOrCreateNodeConfig(absl::string_view root);
 absl::StatusOr<NodeConfig> UpdateNodeConfig(
     absl::string_view root, absl::FunctionRef<absl::Status(IniFile& ini)> edit);
 
+// Installs `text` as ROOT/etc/node.conf under the lock, as UpdateNodeConfig
+// does, provided the file still holds exactly `expected`: what was read before
+// a person's edit of a copy (om node edit config). ABORTED, writing nothing, if
+// another writer changed it meanwhile; INVALID_ARGUMENT, writing nothing, if
+// `text` would not load. `expected` need not be valid, so a broken file can be
+// mended this way. NOT_FOUND if there is no node.conf.
+absl::StatusOr<NodeConfig> ReplaceNodeConfigIfUnchanged(absl::string_view root,
+                                                        absl::string_view expected,
+                                                        absl::string_view text);
+
 // Writes `config` to ROOT/etc/node.conf, under the lock, atomically and with
 // mode 0600. The fields win over config.ini, whose other keys and comments are
 // kept; a field at its default is written only if config.ini already has its

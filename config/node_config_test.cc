@@ -818,6 +818,48 @@ TEST(UpdateNodeConfigTest, RemovesTemporaryFilesOfInterruptedWritesWhenItWrites)
   EXPECT_THAT(log, HasSubstr("removed 1 temporary file(s) of " + root + "/etc/node.conf"));
 }
 
+TEST(ReplaceNodeConfigIfUnchangedTest, InstallsAnEditOfTheCurrentFile) {
+  std::string root = MakeTestDirectory();
+  WriteNodeConf(root, RichFile(), 0644);
+  std::string edited = RichFile();
+  // Written as a person would, kept as written.
+  edited.replace(edited.find("port = 1214"), 11, "port=1300\nclock_skew = 30");
+  absl::StatusOr<NodeConfig> config = ReplaceNodeConfigIfUnchanged(root, RichFile(), edited);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listener_port, 1300);
+  EXPECT_EQ(config->clock_skew, absl::Seconds(30));
+  EXPECT_EQ(ReadAll(root + "/etc/node.conf"), edited);
+  EXPECT_EQ(ModeOf(root + "/etc/node.conf"), 0600u);
+}
+
+TEST(ReplaceNodeConfigIfUnchangedTest, RefusesIfAnotherWriterChangedTheFile) {
+  std::string root = MakeTestDirectory();
+  WriteNodeConf(root, RichFile());
+  ASSERT_TRUE(SetKey(root, "test", "meanwhile", "1").ok());
+  const std::string changed = ReadAll(root + "/etc/node.conf");
+  absl::StatusOr<NodeConfig> config =
+      ReplaceNodeConfigIfUnchanged(root, RichFile(), "[node]\nname = n1\n" + WithSecret());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(config.status().message(),
+            root + "/etc/node.conf was changed by another writer meanwhile");
+  EXPECT_EQ(ReadAll(root + "/etc/node.conf"), changed);
+}
+
+TEST(ReplaceNodeConfigIfUnchangedTest, RefusesAnInvalidTextAndMendsABrokenFile) {
+  std::string root = MakeTestDirectory();
+  const std::string broken = "[node]\nname = n1\nname = n2\n" + WithSecret();
+  WriteNodeConf(root, broken);
+  absl::StatusOr<NodeConfig> config =
+      ReplaceNodeConfigIfUnchanged(root, broken, "[node]\nname = n1\n" + WithSecret("port = x\n[listener]\nport = x\n"));
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.status().message(), "[listener] port: \"x\" is not a port number (0 to 65535)");
+  EXPECT_EQ(ReadAll(root + "/etc/node.conf"), broken);
+  config = ReplaceNodeConfigIfUnchanged(root, broken, "[node]\nname = n1\n" + WithSecret());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->node_name, "n1");
+  EXPECT_EQ(ReadAll(root + "/etc/node.conf"), "[node]\nname = n1\n" + WithSecret());
+}
+
 // Holds the lock the way another writer would, from another open of the file.
 class HeldLock {
  public:

@@ -325,7 +325,7 @@ void Daemon::Stop(StopKind kind) {
   if (listener_ != nullptr) listener_->StopServing();
   if (started_) {
     (void)supervisor_.Stop("heartbeat");  // no "up" after the "maintenance"
-    const std::vector<std::string> told = heartbeat_->AnnounceToAll(
+    const std::vector<std::string> told = heartbeat_->AnnounceToLiveMembers(
         cluster::NodeState::kMaintenance, options_.maintenance_announce_bound);
     OMD_LOG(INFO, "maintenance announced to %d member(s)", told.size());
   }

@@ -147,22 +147,25 @@ absl::Status ConfigureFileActions(const ProcessOptions& options,
   return status;
 }
 
-absl::Status ConfigureAttributes(SpawnAttributes& attributes) {
+enum class ProcessGroup { kOwn, kCallers };
+
+absl::Status ConfigureAttributes(ProcessGroup group, SpawnAttributes& attributes) {
   if (!attributes.initialized()) {
     return absl::InternalError("posix_spawnattr_init failed");
   }
   // Own process group (pgid = child pid) so a timeout reaches grandchildren;
   // an empty signal mask and default dispositions so the child does not
   // inherit the daemon's blocked or ignored signals (SIGPIPE above all).
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (group == ProcessGroup::kOwn) flags |= POSIX_SPAWN_SETPGROUP;
   absl::Status status = SpawnCallStatus(
-      "posix_spawnattr_setflags",
-      posix_spawnattr_setflags(attributes.native(), POSIX_SPAWN_SETPGROUP |
-                                                     POSIX_SPAWN_SETSIGMASK |
-                                                     POSIX_SPAWN_SETSIGDEF));
+      "posix_spawnattr_setflags", posix_spawnattr_setflags(attributes.native(), flags));
   if (!status.ok()) return status;
-  status = SpawnCallStatus("posix_spawnattr_setpgroup",
-                           posix_spawnattr_setpgroup(attributes.native(), 0));
-  if (!status.ok()) return status;
+  if (group == ProcessGroup::kOwn) {
+    status = SpawnCallStatus("posix_spawnattr_setpgroup",
+                             posix_spawnattr_setpgroup(attributes.native(), 0));
+    if (!status.ok()) return status;
+  }
   sigset_t empty_mask;
   sigemptyset(&empty_mask);
   status = SpawnCallStatus("posix_spawnattr_setsigmask",
@@ -293,7 +296,7 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
   status = ConfigureFileActions(options, stdout_write, stderr_write, actions);
   if (!status.ok()) return status;
   SpawnAttributes attributes;
-  status = ConfigureAttributes(attributes);
+  status = ConfigureAttributes(ProcessGroup::kOwn, attributes);
   if (!status.ok()) return status;
 
   std::vector<char*> argv_pointers;
@@ -405,6 +408,57 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
   }
 
   result.output_truncated = streams[0].truncated || streams[1].truncated;
+  if (WIFEXITED(wait_status)) {
+    result.exit_code = WEXITSTATUS(wait_status);
+  } else if (WIFSIGNALED(wait_status)) {
+    result.exit_code = -1;
+    result.term_signal = WTERMSIG(wait_status);
+  }
+  return result;
+}
+
+absl::StatusOr<ProcessResult> RunAttached(const std::vector<std::string>& argv) {
+  ProcessOptions options;
+  options.argv = argv;
+  absl::Status status = ValidateOptions(options);
+  if (!status.ok()) return status;
+
+  // The caller's group and standard streams (no file actions).
+  SpawnAttributes attributes;
+  status = ConfigureAttributes(ProcessGroup::kCallers, attributes);
+  if (!status.ok()) return status;
+
+  std::vector<char*> argv_pointers;
+  argv_pointers.reserve(argv.size() + 1);
+  for (const std::string& argument : argv) {
+    argv_pointers.push_back(const_cast<char*>(argument.c_str()));
+  }
+  argv_pointers.push_back(nullptr);
+
+  struct sigaction ignore = {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction previous_interrupt, previous_quit;
+  sigaction(SIGINT, &ignore, &previous_interrupt);
+  sigaction(SIGQUIT, &ignore, &previous_quit);
+  ProcessResult result;
+  pid_t pid = 0;
+  const int spawn_error = posix_spawnp(&pid, argv_pointers[0], nullptr, attributes.native(),
+                                       argv_pointers.data(), environ);
+  int wait_status = 0;
+  const bool waited = spawn_error == 0 && WaitPid(pid, &wait_status, 0) == pid;
+  const int wait_error = errno;
+  sigaction(SIGINT, &previous_interrupt, nullptr);
+  sigaction(SIGQUIT, &previous_quit, nullptr);
+
+  if (spawn_error == ENOENT) {
+    return absl::NotFoundError(absl::StrFormat("program not found: %s", argv[0]));
+  }
+  if (spawn_error != 0) {
+    return absl::InternalError(
+        absl::StrFormat("cannot run %s: %s", argv[0], ErrorText(spawn_error)));
+  }
+  if (!waited) return ErrnoStatus("waitpid", wait_error);
+  result.pid = pid;
   if (WIFEXITED(wait_status)) {
     result.exit_code = WEXITSTATUS(wait_status);
   } else if (WIFSIGNALED(wait_status)) {

@@ -13,6 +13,10 @@
 //   absl::StatusOr<omd::process::ProcessResult> result = omd::process::RunProcess(options);
 //   if (!result.ok()) return result.status();      // could not start it at all
 //   if (result->exit_code != 0) { ... result->stderr_text ... }
+//
+//   // An editor, on the terminal: om node edit config.
+//   absl::StatusOr<omd::process::ProcessResult> edited =
+//       omd::process::RunAttached({"vi", "/srv/omd/etc/.node.conf.edit-1a2b3c"});
 #ifndef OMD_PROCESS_SUBPROCESS_H_
 #define OMD_PROCESS_SUBPROCESS_H_
 
@@ -79,6 +83,15 @@ struct ProcessResult {
 // directory that cannot be entered; NOT_FOUND when the program does not exist;
 // INTERNAL for anything else the system refused.
 absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options);
+
+// Runs `argv` attached to this process's terminal, for an interactive program
+// such as an editor: it shares this process's standard input, output and error
+// and its process group (so the terminal's Ctrl-C reaches it), and is waited
+// for, however long it takes; only exit_code, term_signal and pid are set.
+// Meanwhile this process ignores SIGINT and SIGQUIT, as system(3) does, so that
+// they end the child only. Not for the daemon (no timeout, no capture). Errors
+// as RunProcess's.
+absl::StatusOr<ProcessResult> RunAttached(const std::vector<std::string>& argv);
 
 // The absolute path of the running program (/proc/self/exe), or "" if unknown.
 std::string CurrentExecutablePath();

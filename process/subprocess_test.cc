@@ -385,5 +385,70 @@ TEST(RunProcessTest, AnUnusedCancellationChangesNothing) {
   EXPECT_FALSE(cancellation.cancelled());
 }
 
+// An editor's view: the terminal's streams, not pipes or /dev/null. Here the
+// "terminal" is a file for input and one for output.
+TEST(RunAttachedTest, SharesThisProcesssStandardStreams) {
+  const std::string input_path = absl::StrCat(::testing::TempDir(), "/attached.in");
+  const std::string output_path = absl::StrCat(::testing::TempDir(), "/attached.out");
+  std::ofstream(input_path) << "typed by a person\n";
+  const int input = open(input_path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(input, 0);
+  ASSERT_GE(output, 0);
+  fflush(stdout);
+  const int saved_stdin = dup(STDIN_FILENO);
+  const int saved_stdout = dup(STDOUT_FILENO);
+  ASSERT_EQ(dup2(input, STDIN_FILENO), STDIN_FILENO);
+  ASSERT_EQ(dup2(output, STDOUT_FILENO), STDOUT_FILENO);
+  absl::StatusOr<ProcessResult> result =
+      RunAttached({"/bin/sh", "-c", "read line; echo \"read: $line\""});
+  dup2(saved_stdin, STDIN_FILENO);
+  dup2(saved_stdout, STDOUT_FILENO);
+  for (int fd : {saved_stdin, saved_stdout, input, output}) close(fd);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0);
+  std::ifstream written(output_path);
+  std::string line;
+  std::getline(written, line);
+  EXPECT_EQ(line, "read: typed by a person");
+}
+
+TEST(RunAttachedTest, ReportsTheExitCodeOrTheSignal) {
+  absl::StatusOr<ProcessResult> result = RunAttached({"/bin/sh", "-c", "exit 3"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 3);
+  result = RunAttached({"/bin/sh", "-c", "kill -TERM $$"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, -1);
+  EXPECT_EQ(result->term_signal, SIGTERM);
+}
+
+// Ctrl-C on the terminal goes to the whole foreground group: the editor's to
+// handle, not a reason for its caller to die meanwhile.
+TEST(RunAttachedTest, IgnoresInterruptsWhileTheChildRunsThenRestoresThem) {
+  absl::StatusOr<ProcessResult> result =
+      RunAttached({"/bin/sh", "-c", "kill -INT $PPID; kill -QUIT $PPID; exit 0"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0);
+  for (int signal_number : {SIGINT, SIGQUIT}) {
+    struct sigaction current;
+    ASSERT_EQ(sigaction(signal_number, nullptr, &current), 0);
+    EXPECT_EQ(current.sa_handler, SIG_DFL) << signal_number;
+  }
+  // The child itself gets them with default dispositions.
+  result = RunAttached({"/bin/sh", "-c", "kill -INT $$"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->term_signal, SIGINT);
+}
+
+TEST(RunAttachedTest, RefusesWhatRunProcessRefuses) {
+  EXPECT_EQ(RunAttached({}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunAttached({std::string("a\0b", 3)}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<ProcessResult> missing = RunAttached({"no-such-editor-here"});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(), "program not found: no-such-editor-here");
+}
+
 }  // namespace
 }  // namespace omd::process
