@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "client/daemon_call.h"
+#include "google/protobuf/descriptor.h"
 #include "proto/omd.pb.h"
 
 ABSL_FLAG(std::string, thread_id, "",
@@ -79,6 +80,43 @@ CommandResult Status(const CommandContext& context) {
   if (!config.reload_error().empty()) {
     absl::StrAppend(&result.text, "last reload failed: ", config.reload_error(), "\n");
   }
+  // The listener's counters under their proto field names, as numbers (proto3's
+  // JSON mapping would write 64-bit integers as strings).
+  const v1::ListenerStatus& listener = reply->listener();
+  auto& counters = *fields["listener"].mutable_struct_value()->mutable_fields();
+  const google::protobuf::Reflection* reflection = listener.GetReflection();
+  const google::protobuf::Descriptor* descriptor = listener.GetDescriptor();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+    if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_UINT64) {
+      counters[field->name()].set_number_value(
+          static_cast<double>(reflection->GetUInt64(listener, field)));
+    } else if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_INT64) {
+      counters[field->name()].set_number_value(
+          static_cast<double>(reflection->GetInt64(listener, field)));
+    } else if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_BOOL) {
+      counters[field->name()].set_bool_value(reflection->GetBool(listener, field));
+    }
+  }
+  auto& open_counts = *counters["open_connections"].mutable_struct_value()->mutable_fields();
+  for (const auto& [peer_class, open] : listener.open_connections()) {
+    open_counts[peer_class].set_number_value(static_cast<double>(open));
+  }
+  const auto& open = listener.open_connections();
+  auto count = [&open](const char* name) {
+    auto it = open.find(name);
+    return it == open.end() ? uint64_t{0} : it->second;
+  };
+  absl::StrAppendFormat(
+      &result.text,
+      "connections: %d local, %d member, %d other open; %d accepted; refused %d by "
+      "policy, %d by cap, %d by rate, %d out of descriptors; %d closed for abuse; "
+      "%d sources dropped; %d gRPC rebuilds%s\n",
+      count("local"), count("member"), count("other"), listener.accepted(),
+      listener.refused_by_policy(), listener.refused_by_cap(), listener.refused_by_rate(),
+      listener.refused_out_of_descriptors(), listener.closed_for_abuse(),
+      listener.dropped_sources(), listener.rebuilds(),
+      listener.shedding_outsiders() ? "; shedding outsiders (memory)" : "");
   return result;
 }
 

@@ -287,6 +287,24 @@ v1::DaemonStatusReply Daemon::Status() const {
   status->set_key_generation(config->key_generation);
   status->set_listener_address(listener_->address());
   status->set_control_socket(config::ControlSocketPath(options_.root));
+  const net::ConnectionGuard::Stats stats = listener_->connection_stats();
+  v1::ListenerStatus* listener = reply.mutable_listener();
+  for (int i = 0; i < net::kPeerClasses; ++i) {
+    (*listener->mutable_open_connections())[std::string(
+        net::PeerClassName(static_cast<net::PeerClass>(i)))] = stats.open[i];
+  }
+  listener->set_accepted(stats.accepted);
+  listener->set_refused_by_policy(stats.refused_by_policy);
+  listener->set_refused_by_cap(stats.refused_by_cap);
+  listener->set_refused_by_rate(stats.refused_by_rate);
+  listener->set_refused_out_of_descriptors(stats.refused_out_of_descriptors);
+  listener->set_evicted(stats.evicted);
+  listener->set_closed_for_abuse(stats.closed_for_abuse);
+  listener->set_dropped_sources(stats.dropped_sources);
+  listener->set_control_accepted(stats.control_accepted);
+  listener->set_control_refused(stats.control_refused);
+  listener->set_rebuilds(listener_->rebuilds());
+  listener->set_shedding_outsiders(listener_->shedding_outsiders());
   return reply;
 }
 

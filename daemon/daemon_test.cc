@@ -156,11 +156,23 @@ TEST_F(DaemonTest, StatusShowsThreadsNodesAndConfiguration) {
   EXPECT_EQ(ConfigField(status, "reload_error"), "");
   EXPECT_EQ(ConfigField(status, "control_socket"),
             config::ControlSocketPath(daemon_->root()));
+  // The listener's counters: this om came in through the control socket, the
+  // harness's health checks over TCP.
+  const auto& listener = status.fields().at("listener").struct_value().fields();
+  EXPECT_GE(listener.at("control_accepted").number_value(), 1);
+  EXPECT_GE(listener.at("accepted").number_value(), 1);
+  EXPECT_EQ(listener.at("rebuilds").number_value(), 0);
+  EXPECT_FALSE(listener.at("shedding_outsiders").bool_value());
+  const auto& open = listener.at("open_connections").struct_value().fields();
+  for (const char* peer_class : {"local", "member", "other"}) {
+    EXPECT_TRUE(open.contains(peer_class)) << peer_class;
+  }
 
   OmResult text = RunOm(daemon_->root(), {"daemon", "status"});
   ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
   EXPECT_THAT(text.stdout_text, HasSubstr("listener       running"));
   EXPECT_THAT(text.stdout_text, HasSubstr("node2"));
+  EXPECT_THAT(text.stdout_text, HasSubstr("connections: "));
 }
 
 // The listener thread stopped: its port closes, the daemon and its control
