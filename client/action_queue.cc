@@ -1,9 +1,12 @@
 #include "client/action_queue.h"
 
+#include <sys/file.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -24,6 +27,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "config/atomic_file.h"
 #include "log/log.h"
+#include "posix/unique_fd.h"
 #include "process/subprocess.h"
 
 namespace omd::client {
@@ -45,13 +49,26 @@ absl::Status ErrnoStatus(absl::string_view what, absl::string_view path,
 }
 
 struct QueueDirectories {
-  std::string queue, running, done, failed;
+  std::string queue, running, done, failed, lock;
 };
 
 QueueDirectories DirectoriesUnder(const std::string& root) {
   std::string actions = absl::StrCat(root, "/var/actions");
   return {absl::StrCat(actions, "/queue"), absl::StrCat(actions, "/running"),
-          absl::StrCat(actions, "/done"), absl::StrCat(actions, "/failed")};
+          absl::StrCat(actions, "/done"), absl::StrCat(actions, "/failed"),
+          absl::StrCat(actions, "/.dequeue.lock")};
+}
+
+// The dequeuers' lock: shared by each run, exclusive for recovery.
+absl::StatusOr<posix::UniqueFd> LockDequeue(const QueueDirectories& directories,
+                                            int operation) {
+  posix::UniqueFd fd(open(directories.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.is_open()) return ErrnoStatus("cannot open", directories.lock, errno);
+  if (flock(fd.get(), operation) != 0) {
+    if (errno == EWOULDBLOCK) return absl::UnavailableError("a dequeuer is running");
+    return ErrnoStatus("cannot lock", directories.lock, errno);
+  }
+  return fd;
 }
 
 // The names of the queued files, sorted. Hidden files (being written, by
@@ -263,6 +280,8 @@ absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
     absl::Status status = config::MakeDirectories(*directory, 0750);
     if (!status.ok()) return status;
   }
+  absl::StatusOr<posix::UniqueFd> lock = LockDequeue(directories, LOCK_SH);
+  if (!lock.ok()) return lock.status();
   absl::StatusOr<std::vector<std::string>> names = ListQueue(directories.queue);
   if (!names.ok()) return names.status();
 
@@ -319,6 +338,38 @@ absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options) {
     }
   }
   return summary;
+}
+
+absl::StatusOr<int> RecoverInterruptedActions(const std::string& root) {
+  const QueueDirectories directories = DirectoriesUnder(root);
+  for (const std::string* directory : {&directories.running, &directories.failed}) {
+    absl::Status status = config::MakeDirectories(*directory, 0750);
+    if (!status.ok()) return status;
+  }
+  absl::StatusOr<posix::UniqueFd> lock = LockDequeue(directories, LOCK_EX | LOCK_NB);
+  if (absl::IsUnavailable(lock.status())) return 0;  // its running/ files are live
+  if (!lock.ok()) return lock.status();
+  absl::StatusOr<std::vector<std::string>> names = ListQueue(directories.running);
+  if (!names.ok()) return names.status();
+  int moved = 0;
+  for (const std::string& name : *names) {
+    absl::Status noted = config::WriteFileAtomically(
+        absl::StrCat(directories.failed, "/", name, ".out"),
+        "interrupted: found in running/ when omd started (the dequeuer running it died); "
+        "it may have run in part, and is not run again\n",
+        0600);
+    if (!noted.ok()) OMD_LOG(WARNING, "action %s: %s", name, noted.ToString());
+    const std::string from = absl::StrCat(directories.running, "/", name);
+    const std::string to = absl::StrCat(directories.failed, "/", name);
+    if (rename(from.c_str(), to.c_str()) != 0) {
+      OMD_LOG(WARNING, "action %s: cannot move it out of running/: %s", name, ErrorText(errno));
+      continue;
+    }
+    ++moved;
+    OMD_LOG(WARNING, "action %s was interrupted by the death of its dequeuer: moved to failed/",
+            name);
+  }
+  return moved;
 }
 
 }  // namespace omd::client

@@ -70,6 +70,13 @@ struct DequeueSummary {
 // an error: it is counted in the summary.
 absl::StatusOr<DequeueSummary> DequeueActions(const DequeueOptions& options);
 
+// At daemon start: moves every action left in running/ by a dequeuer that died
+// (a crash, kill -9, a reboot) to failed/, with a `<name>.out` saying so. Not
+// back to the queue: it may have run in part, and running it again could do
+// twice what it did. Skipped, returning 0, while a dequeuer runs (each holds
+// ROOT/var/actions/.dequeue.lock shared while it runs). Returns how many moved.
+absl::StatusOr<int> RecoverInterruptedActions(const std::string& root);
+
 }  // namespace omd::client
 
 #endif  // OMD_CLIENT_ACTION_QUEUE_H_

@@ -1,5 +1,6 @@
 #include "client/command.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -7,6 +8,12 @@
 #include "config/quote.h"
 
 namespace omd::client {
+
+std::string CanonicalOptionName(absl::string_view name) {
+  std::string canonical(name);
+  std::replace(canonical.begin(), canonical.end(), '-', '_');
+  return canonical;
+}
 
 absl::Status NoArguments(absl::Span<const std::string> arguments) {
   if (arguments.empty()) return absl::OkStatus();

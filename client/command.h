@@ -29,13 +29,17 @@ struct Command {
   std::vector<std::string> words;
   std::string summary;
   std::function<CommandResult(const CommandContext&, absl::Span<const std::string>)> run;
-  // The names of the command's own options, without "--" (e.g. "thread-id" for a
-  // `daemon stop --thread-id=N`): the only options a queued action of this
+  // The names of the command's own options, without "--" and canonical (e.g.
+  // "thread_id" for a `daemon stop --thread-id=N`): the only options a queued action of this
   // command may use (CheckQueuedAction). Never the name of one of om's global
   // flags (root, server, node, output, timeout, or Abseil's flagfile, help...),
   // which would let a queued action use it.
   std::vector<std::string> options;
 };
+
+// An option's name with '-' spelt '_' ("thread-id" -> "thread_id"): om's options
+// are Abseil flags, whose names cannot hold '-', and om accepts both spellings.
+std::string CanonicalOptionName(absl::string_view name);
 
 // A command that takes no arguments beyond its words.
 Command SimpleCommand(std::vector<std::string> words, std::string summary,

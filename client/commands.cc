@@ -125,7 +125,7 @@ CommandResult DequeueActionsCommand(const CommandContext& context) {
 // Whether `argument` is --NAME or --NAME=VALUE for one of `command`'s options.
 bool IsOwnOption(const Command& command, absl::string_view argument) {
   if (!absl::ConsumePrefix(&argument, "--")) return false;
-  const absl::string_view name = argument.substr(0, argument.find('='));
+  const std::string name = CanonicalOptionName(argument.substr(0, argument.find('=')));
   return !name.empty() && std::find(command.options.begin(), command.options.end(),
                                     name) != command.options.end();
 }
@@ -198,13 +198,19 @@ absl::Status CheckQueuedAction(absl::Span<const Command> commands,
   for (const std::string& argument : arguments) {
     if (!absl::StartsWith(argument, "-") || IsOwnOption(*command, argument)) continue;
     const std::string words = absl::StrJoin(command->words, " ");
-    return absl::InvalidArgumentError(
-        absl::StrCat(kRefusal, config::QuoteForMessage(argument), " (",
-                     command->options.empty()
-                         ? absl::StrCat("om ", words, " has no options of its own")
-                         : absl::StrCat("the options of om ", words, ": --",
-                                        absl::StrJoin(command->options, ", --")),
-                     ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        kRefusal, config::QuoteForMessage(argument), " (",
+        command->options.empty()
+            ? absl::StrCat("om ", words, " has no options of its own")
+            : absl::StrCat("the options of om ", words, ": --",
+                           absl::StrJoin(command->options, ", --",
+                                         [](std::string* out, const std::string& name) {
+                                           std::string shown = name;
+                                           std::replace(shown.begin(), shown.end(), '_',
+                                                        '-');
+                                           out->append(shown);
+                                         })),
+        ")"));
   }
   return absl::OkStatus();
 }

@@ -19,14 +19,9 @@
 
 namespace omd::client {
 
-// Where to reach the daemon of `config`: --server, else node.conf's listener, with
-// a wildcard address replaced by loopback and port 0 resolved from the address
-// the daemon recorded when it bound.
-absl::StatusOr<std::string> DaemonTarget(const CommandContext& context,
-                                         const config::NodeConfig& config);
-
-// A client of the daemon of context.root's node.conf (or --server), sealing as
-// that node with its secret.
+// A client of the daemon of context.root's node.conf, through its control socket
+// (ROOT/var/omd.sock), or of the --server daemon over TCP; sealing as this node
+// with its secret.
 absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContext& context);
 
 // Calls `method` of the daemon, and records in `result` which node answered.

@@ -3,6 +3,7 @@
 
 #include <grpc/grpc.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -11,9 +12,11 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/command.h"
 #include "client/commands.h"
 #include "client/output.h"
 #include "process/subprocess.h"
@@ -120,7 +123,21 @@ int main(int argc, char** argv) {
       omd::client::CommandList(),
       "\nExit status: 0 on success, else the gRPC status code (e.g. 16 "
       "UNAUTHENTICATED, 7 PERMISSION_DENIED, 14 UNAVAILABLE)."));
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  // Options are Abseil flags, whose names cannot hold '-': --thread-id is
+  // --thread_id (client/command.h).
+  std::vector<std::string> canonical(argv, argv + argc);
+  for (std::string& argument : canonical) {
+    if (argument == "--") break;
+    if (!absl::StartsWith(argument, "--")) continue;
+    const size_t name_end = std::min(argument.find('='), argument.size());
+    argument = absl::StrCat("--", omd::client::CanonicalOptionName(
+                                      absl::string_view(argument).substr(2, name_end - 2)),
+                            argument.substr(name_end));
+  }
+  std::vector<char*> canonical_argv;
+  for (std::string& argument : canonical) canonical_argv.push_back(argument.data());
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(canonical_argv.size()), canonical_argv.data());
   // Destroyed after Run's gRPC objects, before main returns.
   GrpcLibrary grpc_library;
   return Run(std::vector<std::string>(positional.begin() + 1, positional.end()), argv[0]);

@@ -412,6 +412,10 @@ std::string ListenerAddressPath(absl::string_view root) {
   return absl::StrCat(root, "/var/listener.address");
 }
 
+std::string ControlSocketPath(absl::string_view root) {
+  return absl::StrCat(root, "/var/omd.sock");
+}
+
 absl::StatusOr<NodeConfig> LoadNodeConfig(absl::string_view root) {
   absl::Status status = CheckRoot(root);
   if (!status.ok()) return status;

@@ -125,6 +125,10 @@ std::string NodeConfigLockPath(absl::string_view root);
 // reach a daemon configured with port 0.
 std::string ListenerAddressPath(absl::string_view root);
 
+// ROOT/var/omd.sock: the daemon's local control channel, a UNIX socket (mode
+// 0600) that om uses unless told --server.
+std::string ControlSocketPath(absl::string_view root);
+
 // Reads and parses ROOT/etc/node.conf; errors start with its path. NOT_FOUND if
 // it is missing. Logs a warning if group or others may access it.
 absl::StatusOr<NodeConfig> LoadNodeConfig(absl::string_view root);

@@ -3,11 +3,13 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/action_queue.h"
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
 #include "config/node_config.h"
@@ -37,8 +39,8 @@ std::string OmBesideThisBinary() {
   return "om";  // looked up in PATH when run
 }
 
-std::shared_ptr<const server::ClusterView> MakeClusterView(const config::NodeConfig& config,
-                                                   bool unencrypted_for_benchmark) {
+std::shared_ptr<const server::ClusterView> MakeClusterView(
+    const config::NodeConfig& config, bool unencrypted_for_benchmark) {
   auto view = std::make_shared<server::ClusterView>();
   view->nodes.insert(config.cluster_nodes.begin(), config.cluster_nodes.end());
   crypto::EnvelopeOptions envelope = config::EnvelopeOptionsFor(config);
@@ -89,7 +91,8 @@ std::vector<net::IpAddress> MemberAddresses(const config::NodeConfig& config) {
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   google::protobuf::SetLogHandler(&ProtobufLog);
   std::unique_ptr<Daemon> daemon(new Daemon());
-  absl::StatusOr<config::NodeConfig> config = config::LoadOrCreateNodeConfig(options.root);
+  absl::StatusOr<config::NodeConfig> config =
+      config::LoadOrCreateNodeConfig(options.root);
   if (!config.ok()) return config.status();
   const config::NodeConfig& node = *config;
 
@@ -102,13 +105,27 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   listener.guard = options.connections;
   listener.health_names = {std::string(kAgentServiceName)};
   listener.shutdown_grace = options.shutdown_grace;
-  absl::StatusOr<std::unique_ptr<server::Listener>> bound = server::Listener::Bind(std::move(listener));
+  listener.control_socket_path = config::ControlSocketPath(options.root);
+  // Root, and the daemon's own user: who may use om on this node anyway.
+  listener.control_uids = {0, static_cast<uint32_t>(geteuid())};
+  const std::string address_path = config::ListenerAddressPath(options.root);
+  listener.on_address_change = [address_path](const std::string& address) {
+    if (address.empty()) {
+      unlink(address_path.c_str());
+      return;
+    }
+    absl::Status recorded =
+        config::WriteFileAtomically(address_path, address + "\n", 0644);
+    if (!recorded.ok()) OMD_LOG(WARNING, "%s", recorded.ToString());
+  };
+  absl::StatusOr<std::unique_ptr<server::Listener>> bound =
+      server::Listener::Bind(std::move(listener));
   if (!bound.ok()) return bound.status();  // "cannot listen on 127.0.0.1:1214: ..."
   daemon->listener_ = *std::move(bound);
 
   daemon->blacklist_ = std::make_unique<server::Blacklist>(server::Blacklist::Options());
-  daemon->address_book_ =
-      std::make_unique<server::AddressBook>(server::AddressBook::Options(), daemon->blacklist_.get());
+  daemon->address_book_ = std::make_unique<server::AddressBook>(
+      server::AddressBook::Options(), daemon->blacklist_.get());
   daemon->address_book_->SetLocal(LocalAddresses(node));
   daemon->address_book_->SetConfiguredMembers(MemberAddresses(node));
 
@@ -117,7 +134,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   replay.retention = 2 * node.clock_skew;
   replay.sync_interval = kHousekeepingInterval;
   replay.journal_path = absl::StrCat(options.root, "/var/replay.journal");
-  absl::StatusOr<std::unique_ptr<server::ReplayGuard>> replay_guard = server::ReplayGuard::Create(replay);
+  absl::StatusOr<std::unique_ptr<server::ReplayGuard>> replay_guard =
+      server::ReplayGuard::Create(replay);
   if (!replay_guard.ok()) return replay_guard.status();
   daemon->replay_guard_ = *std::move(replay_guard);
 
@@ -131,25 +149,36 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
       daemon->blacklist_.get(), daemon->replay_guard_.get(), daemon->address_book_.get(),
       &daemon->listener_->directory());
 
+  // Actions a crashed `om node dequeue actions` left half-run are failed, with a
+  // note, before anything dequeues again.
+  absl::StatusOr<int> recovered = client::RecoverInterruptedActions(options.root);
+  if (!recovered.ok()) OMD_LOG(WARNING, "actions: %s", recovered.status().ToString());
   server::DequeueRunner::Options dequeue;
   dequeue.argv = options.dequeue_command;
   if (dequeue.argv.empty()) {
-    dequeue.argv = {OmBesideThisBinary(), "--root", options.root, "node", "dequeue",
-                    "actions"};
+    dequeue.argv = {
+        OmBesideThisBinary(), "--root", options.root, "node", "dequeue", "actions"};
   }
   dequeue.timeout = options.dequeue_timeout;
   daemon->dequeue_runner_ = std::make_unique<server::DequeueRunner>(std::move(dequeue));
 
-  absl::Status added = server::AddListenerHandlers(daemon->gate_.get(),
-                                           daemon->dequeue_runner_.get(),
-                                           &daemon->handlers_);
+  Daemon* const self = daemon.get();
+  ConfigReloader::Options reloader;
+  reloader.root = options.root;
+  daemon->reloader_ = std::make_unique<ConfigReloader>(
+      reloader, node,
+      [self](const config::NodeConfig& config) { return self->ApplyConfig(config); });
+
+  absl::Status added = server::AddListenerHandlers(
+      daemon->gate_.get(), daemon->dequeue_runner_.get(), &daemon->handlers_);
+  if (added.ok()) added = AddDaemonHandlers(self, &daemon->handlers_);
   if (!added.ok()) return added;
 
-  Daemon* const self = daemon.get();
   absl::Status started = daemon->listener_->Start(
       [self]() -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
         absl::StatusOr<std::unique_ptr<server::AgentService>> agent =
-            server::AgentService::Create(self->gate_.get(), &self->handlers_, &self->dispatched_calls_);
+            server::AgentService::Create(self->gate_.get(), &self->handlers_,
+                                         &self->dispatched_calls_);
         if (!agent.ok()) return agent.status();
         std::vector<std::unique_ptr<grpc::Service>> services;
         services.push_back(*std::move(agent));
@@ -158,34 +187,42 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
       daemon->address_book_.get());
   if (!started.ok()) return started;
 
-  daemon->housekeeping_ = std::thread([self] { self->Housekeeping(); });
-  pthread_setname_np(daemon->housekeeping_.native_handle(), "omd-housekeep");
-  absl::Status recorded = config::WriteFileAtomically(
-      config::ListenerAddressPath(options.root), daemon->address() + "\n", 0644);
-  if (!recorded.ok()) return recorded;
+  // Stopped in the reverse order: the listener first.
+  daemon->supervisor_.Add("housekeeper", [self](const StopSignal& stop) {
+    return self->Housekeeping([&stop](absl::Duration d) { return stop.WaitFor(d); });
+  });
+  daemon->supervisor_.Add("reloader", [self](const StopSignal& stop) {
+    return self->reloader_->Run([&stop](absl::Duration d) { return stop.WaitFor(d); });
+  });
+  daemon->supervisor_.Add("listener", [self](const StopSignal& stop) {
+    return self->listener_->Run([&stop](absl::Duration d) { return stop.WaitFor(d); });
+  });
+  daemon->supervisor_.StartAll();
+
   if (std::optional<absl::Time> floor = daemon->replay_guard_->floor()) {
     OMD_LOG(WARNING, "refusing requests sent before %s: %s",
             absl::FormatTime(*floor, absl::UTCTimeZone()),
             daemon->replay_guard_->floor_reason());
   }
   daemon->options_ = std::move(options);
-  OMD_LOG(INFO, "omd %s of cluster %s listening on %s", node.node_name, node.cluster_name,
-          daemon->address());
+  OMD_LOG(INFO, "omd %s of cluster %s listening on %s and %s", node.node_name,
+          node.cluster_name, daemon->address(),
+          config::ControlSocketPath(daemon->options_.root));
   return daemon;
+}
+
+absl::Status Daemon::ApplyConfig(const config::NodeConfig& config) {
+  gate_->SetClusterView(MakeClusterView(config, options_.unencrypted_for_benchmark));
+  address_book_->SetLocal(LocalAddresses(config));
+  address_book_->SetConfiguredMembers(MemberAddresses(config));
+  return listener_->Accept(config.listener_addr, config.listener_port);
 }
 
 // Every second: the replay journal to disk, refusal summaries to the log, and
 // banned outsiders' sources to the kernel's filter.
-void Daemon::Housekeeping() {
-  while (true) {
-    {
-      sync::MutexLock lock(&housekeeping_mutex_);
-      if (housekeeping_mutex_.AwaitWithTimeout(
-              [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(housekeeping_mutex_) { return stopping_; },
-              kHousekeepingInterval)) {
-        return;
-      }
-    }
+absl::Status Daemon::Housekeeping(
+    const std::function<bool(absl::Duration)>& stopped_within) {
+  while (!stopped_within(kHousekeepingInterval)) {
     absl::Status synced = replay_guard_->Sync();
     if (!synced.ok()) OMD_LOG(WARNING, "replay journal: %s", synced.ToString());
     gate_->refusals().Flush(absl::Now());
@@ -195,19 +232,77 @@ void Daemon::Housekeeping() {
           address_book_->OutsidersOnly(blacklist_->BannedSources(), absl::Now()));
     }
   }
+  return absl::OkStatus();
 }
 
-void Daemon::Shutdown() {
-  if (shut_down_) return;
-  shut_down_ = true;
-  if (listener_ != nullptr) listener_->Shutdown();
-  if (housekeeping_.joinable()) {
-    {
-      sync::MutexLock lock(&housekeeping_mutex_);
-      stopping_ = true;
-    }
-    housekeeping_.join();
+v1::DaemonStatusReply Daemon::Status() const {
+  v1::DaemonStatusReply reply;
+  const std::shared_ptr<const config::NodeConfig> config = reloader_->config();
+  reply.set_nodename(config->node_name);
+  for (const ThreadState& state : supervisor_.States()) {
+    v1::ThreadStatus* thread = reply.add_threads();
+    thread->set_id(state.id);
+    thread->set_state(state.state);
+    thread->set_restarts(state.restarts);
+    thread->set_last_error(state.last_error);
   }
+  std::vector<std::string> nodes = config->cluster_nodes;
+  std::sort(nodes.begin(), nodes.end());
+  for (const std::string& name : nodes) {
+    v1::NodeStatus* node = reply.add_nodes();
+    node->set_nodename(name);
+    // This node is up: it answers. The others' states come from the cluster.
+    node->set_state(name == config->node_name ? "up" : "unknown");
+    node->set_address(name == config->node_name ? listener_->address()
+                                                 : config::PeerTarget(*config, name));
+  }
+  const ConfigReloader::State reload = reloader_->state();
+  v1::ConfigStatus* status = reply.mutable_config();
+  status->set_path(reload.path);
+  status->set_mtime_unix_ms(absl::ToUnixMillis(reload.mtime));
+  status->set_loaded_unix_ms(absl::ToUnixMillis(reload.loaded_at));
+  status->set_reload_error(reload.error);
+  status->set_cluster_name(config->cluster_name);
+  status->set_key_generation(config->key_generation);
+  status->set_listener_address(listener_->address());
+  status->set_control_socket(config::ControlSocketPath(options_.root));
+  return reply;
+}
+
+absl::Status Daemon::StartThread(absl::string_view id) { return supervisor_.Start(id); }
+
+absl::Status Daemon::StopThread(absl::string_view id) { return supervisor_.Stop(id); }
+
+void Daemon::RequestStop(StopKind kind) {
+  sync::MutexLock lock(&stop_mutex_);
+  if (!stop_requested_.has_value()) stop_requested_ = kind;
+}
+
+std::optional<StopKind> Daemon::WaitForStopRequest(absl::Duration timeout) {
+  sync::MutexLock lock(&stop_mutex_);
+  stop_mutex_.AwaitWithTimeout([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                                   stop_mutex_) { return stop_requested_.has_value(); },
+                               timeout);
+  return stop_requested_;
+}
+
+void Daemon::Stop(StopKind kind) {
+  {
+    sync::MutexLock lock(&stop_mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+    if (!stop_requested_.has_value()) stop_requested_ = kind;
+  }
+  if (kind == StopKind::kShutdown) {
+    // The local service instances' stop action comes here once services exist;
+    // until then there is nothing to stop.
+    OMD_LOG(INFO, "shutdown: no local service instance to stop");
+  }
+  // Health first, so that whoever watches it stops sending; the port closes,
+  // calls in flight get their grace, then the threads stop.
+  if (listener_ != nullptr) listener_->StopServing();
+  if (listener_ != nullptr) listener_->Shutdown();
+  supervisor_.StopAll();
   dequeue_runner_.reset();
   if (gate_ != nullptr) gate_->refusals().Flush(absl::InfiniteFuture());
   replay_guard_.reset();  // synced, marked clean

@@ -1,18 +1,23 @@
-// The omd daemon: its configuration, the guarded and gated listener, health and
-// reflection, and the background work around them (the empty packet's runner, the
-// housekeeping thread).
+// The omd daemon: its configuration (reloaded when node.conf changes), the
+// guarded and gated listener with its local control channel, health and
+// reflection, and its supervised threads (daemon/supervisor.h): "listener" (the
+// TCP port, its probe and memory watch), "reloader" (node.conf), "housekeeper"
+// (the replay journal, refusal summaries, banned sources).
 //
 //   Daemon::Options options;
 //   options.root = "/var/lib/omd";
 //   absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
-//   ... (*daemon)->Shutdown();
+//   std::optional<StopKind> kind = (*daemon)->WaitForStopRequest(absl::Seconds(1));
+//   if (kind.has_value()) (*daemon)->Stop(*kind);  // DaemonStop, or a signal
 #ifndef OMD_DAEMON_DAEMON_H_
 #define OMD_DAEMON_DAEMON_H_
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +25,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/config_reloader.h"
+#include "daemon/daemon_handlers.h"
+#include "daemon/supervisor.h"
 #include "server/address_book.h"
 #include "server/blacklist.h"
 #include "server/dequeue_runner.h"
@@ -31,7 +39,7 @@
 
 namespace omd::daemon {
 
-class Daemon {
+class Daemon : public DaemonControl {
  public:
   struct Options {
     // ROOT/etc/node.conf (created if missing), ROOT/var, ROOT/var/log.
@@ -57,23 +65,43 @@ class Daemon {
 
   ~Daemon();
 
-  // "host:port" the listener is bound to; also written to
-  // config::ListenerAddressPath(root).
-  const std::string& address() const { return listener_->address(); }
+  // "host:port" the TCP listener is bound to (empty while it is stopped); also
+  // written to config::ListenerAddressPath(root).
+  std::string address() const { return listener_->address(); }
   server::Gate& gate() { return *gate_; }
   server::Listener& listener() { return *listener_; }
   server::ReplayGuard& replay_guard() { return *replay_guard_; }
   // Calls the gate admitted and passed on (to a handler, or UNIMPLEMENTED).
   int64_t dispatched_calls() const { return dispatched_calls_.load(); }
 
-  // Marks the health service NOT_SERVING, stops accepting, lets calls in flight
-  // finish, stops.
-  void Shutdown();
+  // Loads node.conf and applies it now (after the daemon wrote it itself); the
+  // reloader thread does the same within its poll interval for any change.
+  absl::Status ReloadConfig() { return reloader_->Reload(); }
+  std::shared_ptr<const config::NodeConfig> config() const { return reloader_->config(); }
+
+  // DaemonControl, for the handlers and omd's main.
+  v1::DaemonStatusReply Status() const override;
+  absl::Status StartThread(absl::string_view id) override;
+  absl::Status StopThread(absl::string_view id) override;
+  void RequestStop(StopKind kind) override;
+
+  // Waits up to `timeout` for RequestStop; its kind (the first one asked).
+  std::optional<StopKind> WaitForStopRequest(absl::Duration timeout);
+
+  // kShutdown first stops the local service instances; then (both kinds) health
+  // goes NOT_SERVING, the threads stop, calls in flight finish, and the daemon
+  // stops. Idempotent.
+  void Stop(StopKind kind);
+  // Stop(StopKind::kStop).
+  void Shutdown() { Stop(StopKind::kStop); }
 
  private:
   Daemon() = default;
 
-  void Housekeeping();
+  // Applies a reloaded node.conf: the gate's view, the address book, the
+  // listener's address.
+  absl::Status ApplyConfig(const config::NodeConfig& config);
+  absl::Status Housekeeping(const std::function<bool(absl::Duration)>& stopped_within);
 
   Options options_;
   std::unique_ptr<server::Listener> listener_;
@@ -82,14 +110,15 @@ class Daemon {
   std::unique_ptr<server::ReplayGuard> replay_guard_;
   std::unique_ptr<server::Gate> gate_;
   std::unique_ptr<server::DequeueRunner> dequeue_runner_;
+  std::unique_ptr<ConfigReloader> reloader_;
   server::HandlerRegistry handlers_;
   std::atomic<int64_t> dispatched_calls_{0};
+  Supervisor supervisor_;
 
-  sync::Mutex housekeeping_mutex_;
-  bool stopping_ ABSL_GUARDED_BY(housekeeping_mutex_) = false;
-  uint64_t bans_version_ = 0;  // the housekeeping thread's
-  std::thread housekeeping_;
-  bool shut_down_ = false;
+  sync::Mutex stop_mutex_;
+  std::optional<StopKind> stop_requested_ ABSL_GUARDED_BY(stop_mutex_);
+  bool stopped_ ABSL_GUARDED_BY(stop_mutex_) = false;
+  uint64_t bans_version_ = 0;  // the housekeeper thread's
 };
 
 }  // namespace omd::daemon

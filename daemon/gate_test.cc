@@ -152,6 +152,8 @@ TEST_F(GateTest, EveryMethodIsGated) {
   }
 
   // A good envelope reaches every method: a handler, or UNIMPLEMENTED after the gate.
+  // (DaemonStop and DaemonShutdown only record their request here: nothing runs
+  // omd's main loop in this process.)
   auto good_channel = ChannelFrom(kNode2Source);
   for (int i = 0; i < service.method_count(); ++i) {
     const google::protobuf::MethodDescriptor& method = *service.method(i);
@@ -159,7 +161,11 @@ TEST_F(GateTest, EveryMethodIsGated) {
         good_channel.get(), method,
         member.Seal(crypto::Direction::kRequest, rpc::MethodPath(method), "node1", salt, "")
             .value());
-    EXPECT_TRUE(status.ok() || status.error_code() == grpc::StatusCode::UNIMPLEMENTED)
+    // An empty payload may be refused by the handler itself (e.g. DaemonStart with
+    // no thread): the count below is what proves it got past the gate.
+    EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << method.full_name() << ": " << status.error_message();
+    EXPECT_NE(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
         << method.full_name() << ": " << status.error_message();
     EXPECT_EQ(daemon_->dispatched_calls(), i + 1) << method.full_name();
   }

@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,11 +53,20 @@ int Run() {
     OMD_LOG(ERROR, "omd cannot start: %s", daemon.status().ToString());
     return EXIT_FAILURE;
   }
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
-  OMD_LOG(INFO, "signal %d: stopping", signal_number);
-  (*daemon)->Shutdown();
-  return EXIT_SUCCESS;
+  // A signal is `daemon stop`; so is the DaemonStop request, or DaemonShutdown.
+  const timespec poll_interval = {0, 100 * 1000 * 1000};
+  while (true) {
+    const int signal_number = sigtimedwait(&stop_signals, nullptr, &poll_interval);
+    if (signal_number > 0) {
+      OMD_LOG(INFO, "signal %d: stopping", signal_number);
+      (*daemon)->RequestStop(omd::daemon::StopKind::kStop);
+    }
+    if (std::optional<omd::daemon::StopKind> kind =
+            (*daemon)->WaitForStopRequest(absl::ZeroDuration())) {
+      (*daemon)->Stop(*kind);
+      return EXIT_SUCCESS;
+    }
+  }
 }
 
 }  // namespace
@@ -64,8 +74,10 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "The omd cluster agent daemon.\n\nUsage: omd [--root DIR] [flags]\n\n"
-      "Serves the omd.v1.Agent gRPC API on node.conf's [listener] addr:port, plus "
-      "grpc.health.v1 and server reflection. Stops on SIGINT or SIGTERM.");
+      "Serves the omd.v1.Agent gRPC API on node.conf's [listener] addr:port and on the "
+      "local control socket ROOT/var/omd.sock, plus grpc.health.v1 and server "
+      "reflection. Applies changes of node.conf within a second. Stops on SIGINT or "
+      "SIGTERM (as `om daemon stop` does).");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     OMD_LOG(ERROR, "unexpected argument %s (see omd --help)", positional[1]);

@@ -30,6 +30,8 @@ namespace {
 // Accepts handled per wake-up, so that relaying is not starved by a flood.
 constexpr int kAcceptsPerWakeup = 64;
 constexpr int kEventsPerWait = 256;
+// Accepts at most when the listening socket is replaced: its backlog.
+constexpr int kAcceptsWhenDraining = 4096;
 // Descriptors a relayed connection holds: the client's socket, both ends of the
 // pair (gRPC's until gRPC closes it).
 constexpr size_t kDescriptorsPerConnection = 3;
@@ -41,7 +43,7 @@ constexpr absl::Duration kAbuseLogInterval = absl::Seconds(10);
 // How long a banned source's connections live on, for the refusal in flight.
 constexpr absl::Duration kBannedSourceGrace = absl::Milliseconds(200);
 
-enum class WatchKind : uint8_t { kListen, kWake, kClient, kRelay };
+enum class WatchKind : uint8_t { kListen, kControl, kWake, kClient, kRelay };
 
 // The guard's clock, for deadlines and rates: monotonic, so that a step of the
 // wall clock neither stretches them nor fires them all at once. An absl::Time
@@ -125,7 +127,8 @@ class ConnectionGuard::Loop {
         policy_(policy),
         sink_(sink),
         directory_(directory),
-        listen_fd_(listen_fd) {
+        listen_fd_(listen_fd),
+        control_fd_(options_.control_fd) {
     classes_[static_cast<int>(PeerClass::kLocal)].limits = &options_.local;
     classes_[static_cast<int>(PeerClass::kMember)].limits = &options_.member;
     classes_[static_cast<int>(PeerClass::kOther)].limits = &options_.other;
@@ -135,6 +138,7 @@ class ConnectionGuard::Loop {
   ~Loop() {
     for (auto& [id, connection] : connections_) CloseFds(*connection);
     if (listen_fd_ >= 0) close(listen_fd_);
+    if (control_fd_ >= 0) close(control_fd_);
     if (reserve_fd_ >= 0) close(reserve_fd_);
     if (wake_fd_ >= 0) close(wake_fd_);
     if (epoll_fd_ >= 0) close(epoll_fd_);
@@ -148,7 +152,8 @@ class ConnectionGuard::Loop {
       return absl::InternalError(absl::StrCat("connection guard: ", std::strerror(errno)));
     }
     Watch(wake_fd_, &wake_watch_, EPOLLIN);
-    Watch(listen_fd_, &listen_watch_, EPOLLIN);
+    if (listen_fd_ >= 0) Watch(listen_fd_, &listen_watch_, EPOLLIN);
+    if (control_fd_ >= 0) Watch(control_fd_, &control_watch_, EPOLLIN);
     return absl::OkStatus();
   }
 
@@ -165,6 +170,9 @@ class ConnectionGuard::Loop {
         switch (watch->kind) {
           case WatchKind::kListen:
             AcceptReady(now);
+            break;
+          case WatchKind::kControl:
+            AcceptControl();
             break;
           case WatchKind::kWake:
             RunCommands();
@@ -208,11 +216,70 @@ class ConnectionGuard::Loop {
 
   void Stop() { stopping_ = true; }
 
-  void StopAccepting() {
+  void StopAccepting() { SetListenSocket(-1); }
+
+  // Replaces the listening socket (-1: none). What already waits in the old one's
+  // backlog is accepted first, so that no connection the kernel completed is
+  // reset; the new one gets the current source filter.
+  void SetListenSocket(int fd) {
+    if (listen_fd_ >= 0) {
+      if (!accept_paused_) {
+        AcceptReady(MonotonicNow(), /*drain=*/true);
+        if (listen_fd_ >= 0 && !accept_paused_) {
+          epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+        }
+      }
+      if (listen_fd_ >= 0) close(listen_fd_);
+    }
+    listen_fd_ = fd;
+    accept_paused_ = false;
     if (listen_fd_ < 0) return;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
-    close(listen_fd_);
-    listen_fd_ = -1;
+    if (!dropped_list_.empty()) DropSources(dropped_list_);
+    Watch(listen_fd_, &listen_watch_, EPOLLIN);
+  }
+
+  // The local control channel: trusted by the peer's uid, not its address, and
+  // handed to gRPC as it is (no relay, no HTTP/2 limits).
+  void AcceptControl() {
+    for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+      int fd = accept4(control_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_fd_ >= 0) {
+        // Out of descriptors: the local operator is never refused. The reserve
+        // takes it, and two outsiders' connections make room (as in accept).
+        NoteExhaustion(errno, MonotonicNow());
+        close(reserve_fd_);
+        fd = accept4(control_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) MakeRoomFor(PeerClass::kLocal);
+        reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);  // retried by Sweep if not
+      }
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE) PauseControl();
+        return;  // EAGAIN
+      }
+      ucred credentials{};
+      socklen_t length = sizeof(credentials);
+      const bool known =
+          getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 &&
+          length == sizeof(credentials);
+      if (!known || std::find(options_.control_uids.begin(), options_.control_uids.end(),
+                              credentials.uid) == options_.control_uids.end()) {
+        control_refused_.fetch_add(1, std::memory_order_relaxed);
+        OMD_LOG(WARNING, "control channel: refused a connection from uid %d",
+                known ? static_cast<int>(credentials.uid) : -1);
+        close(fd);
+        continue;
+      }
+      control_accepted_.fetch_add(1, std::memory_order_relaxed);
+      ConnectionInfo info;
+      info.id = next_id_++;
+      info.address = *IpAddress::Parse("127.0.0.1");
+      info.peer_class = PeerClass::kLocal;
+      info.control_channel = true;
+      info.uid = credentials.uid;
+      directory_->Add(fd, info);
+      sink_->Serve(fd);
+    }
   }
 
   // Not at once: the refusal that got the source banned must reach it first.
@@ -243,6 +310,7 @@ class ConnectionGuard::Loop {
   }
 
   void DropSources(const std::vector<IpAddress>& sources) {
+    dropped_list_ = sources;
     if (listen_fd_ < 0) return;
     absl::Status attached = AttachSourceFilter(listen_fd_, sources);
     if (!attached.ok()) {
@@ -258,6 +326,23 @@ class ConnectionGuard::Loop {
     }
     filtering_ = !sources.empty();
     dropped_sources_.store(sources.size());
+  }
+
+  // Connections accepted so far, not later ones, once `grace` has passed.
+  void CloseAcceptedAfter(absl::Duration grace) {
+    closing_before_id_.emplace_back(next_id_, MonotonicNow() + grace);
+  }
+
+  void CloseDueAccepted(absl::Time now) {
+    for (auto it = closing_before_id_.begin(); it != closing_before_id_.end();) {
+      if (it->second > now) {
+        ++it;
+        continue;
+      }
+      const uint64_t before = it->first;
+      it = closing_before_id_.erase(it);
+      CloseWhere([before](const Connection& connection) { return connection.id < before; });
+    }
   }
 
   void CloseClass(PeerClass peer_class) {
@@ -278,6 +363,8 @@ class ConnectionGuard::Loop {
     stats.closed_for_abuse = closed_for_abuse_.load(std::memory_order_relaxed);
     stats.descriptor_exhaustion = descriptor_exhaustion_.load(std::memory_order_relaxed);
     stats.dropped_sources = dropped_sources_.load(std::memory_order_relaxed);
+    stats.control_accepted = control_accepted_.load(std::memory_order_relaxed);
+    stats.control_refused = control_refused_.load(std::memory_order_relaxed);
     for (int i = 0; i < kPeerClasses; ++i) {
       stats.open[i] = open_[i].load(std::memory_order_relaxed);
     }
@@ -356,8 +443,10 @@ class ConnectionGuard::Loop {
     for (auto& command : commands) command(*this);
   }
 
-  void AcceptReady(absl::Time now) {
-    for (int i = 0; i < kAcceptsPerWakeup && listen_fd_ >= 0; ++i) {
+  // `drain`: until the backlog is empty, not kAcceptsPerWakeup at most.
+  void AcceptReady(absl::Time now, bool drain = false) {
+    const int most = drain ? kAcceptsWhenDraining : kAcceptsPerWakeup;
+    for (int i = 0; i < most && listen_fd_ >= 0; ++i) {
       sockaddr_storage address{};
       socklen_t length = sizeof(address);
       const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length,
@@ -426,6 +515,14 @@ class ConnectionGuard::Loop {
     if (fd >= 0) OnAccepted(fd, address, length, now, /*out_of_descriptors=*/true);
     reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);  // retried by Sweep if not
     return true;
+  }
+
+  // Out of descriptors with no reserve left: the control socket stays readable,
+  // so it leaves epoll until the next sweep rather than spin.
+  void PauseControl() {
+    if (control_paused_) return;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, control_fd_, nullptr);
+    control_paused_ = true;
   }
 
   void PauseAccepting(absl::Time now) {
@@ -659,6 +756,7 @@ class ConnectionGuard::Loop {
 
   void Sweep(absl::Time now) {
     CloseDueSources(now);
+    CloseDueAccepted(now);
     std::vector<std::pair<Connection*, absl::Status>> expired;
     for (auto& [id, connection] : connections_) {
       absl::Status verdict = connection->inspector->CheckDeadlines(now);
@@ -670,6 +768,10 @@ class ConnectionGuard::Loop {
     }
     for (auto& [connection, verdict] : expired) CloseForAbuse(*connection, verdict, now);
     if (reserve_fd_ < 0) reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (control_paused_) {
+      Watch(control_fd_, &control_watch_, EPOLLIN);
+      control_paused_ = false;
+    }
     if (accept_paused_ && now >= accept_resumes_at_ && listen_fd_ >= 0) {
       Watch(listen_fd_, &listen_watch_, EPOLLIN);
       accept_paused_ = false;
@@ -687,19 +789,24 @@ class ConnectionGuard::Loop {
   ConnectionSink* const sink_;
   PeerDirectory* const directory_;
   int listen_fd_;
+  const int control_fd_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int reserve_fd_ = -1;
   bool accept_paused_ = false;
+  bool control_paused_ = false;
   bool filtering_ = false;  // a source filter is on the listening socket
   bool filter_failure_logged_ = false;
   absl::Time accept_resumes_at_;
+  std::vector<IpAddress> dropped_list_;  // for a replaced listening socket
   WatchPoint listen_watch_{WatchKind::kListen};
+  WatchPoint control_watch_{WatchKind::kControl};
   WatchPoint wake_watch_{WatchKind::kWake};
   std::vector<char> scratch_;
   ClassState classes_[kPeerClasses];
   absl::flat_hash_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<std::pair<IpAddress, absl::Time>> closing_sources_;
+  std::vector<std::pair<uint64_t, absl::Time>> closing_before_id_;
   std::vector<std::unique_ptr<Connection>> closed_;
   uint64_t next_id_ = 1;
   bool stopping_ = false;
@@ -719,6 +826,8 @@ class ConnectionGuard::Loop {
   std::atomic<uint64_t> closed_for_abuse_{0};
   std::atomic<uint64_t> descriptor_exhaustion_{0};
   std::atomic<size_t> dropped_sources_{0};
+  std::atomic<uint64_t> control_accepted_{0};
+  std::atomic<uint64_t> control_refused_{0};
   std::atomic<size_t> open_[kPeerClasses] = {};
   std::atomic<int64_t> final_cpu_time_ns_{0};
 };
@@ -770,8 +879,22 @@ void ConnectionGuard::Post(std::function<void(Loop&)> command) {
   loop_->Post(std::move(command));
 }
 
-void ConnectionGuard::StopAccepting() {
-  Post([](Loop& loop) { loop.StopAccepting(); });
+void ConnectionGuard::StopAccepting() { SetListenSocket(-1); }
+
+void ConnectionGuard::SetListenSocket(int fd) {
+  if (stopped_.load()) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  sync::Mutex mutex;
+  bool done = false;
+  loop_->Post([fd, &mutex, &done](Loop& loop) {
+    loop.SetListenSocket(fd);
+    sync::MutexLock lock(&mutex);
+    done = true;
+  });
+  sync::MutexLock lock(&mutex);
+  mutex.Await([&done]() { return done; });
 }
 
 void ConnectionGuard::Stop() {
@@ -786,6 +909,10 @@ void ConnectionGuard::CloseConnectionsFrom(const IpAddress& source_key) {
 
 void ConnectionGuard::DropSources(std::vector<IpAddress> sources) {
   Post([sources = std::move(sources)](Loop& loop) { loop.DropSources(sources); });
+}
+
+void ConnectionGuard::CloseAcceptedAfter(absl::Duration grace) {
+  Post([grace](Loop& loop) { loop.CloseAcceptedAfter(grace); });
 }
 
 void ConnectionGuard::CloseClass(PeerClass peer_class) {

@@ -76,8 +76,11 @@ class ConnectionSink {
 
 struct ConnectionInfo {
   uint64_t id = 0;
-  IpAddress address;
+  IpAddress address;  // 127.0.0.1 for the control channel
   PeerClass peer_class = PeerClass::kOther;
+  // Accepted on the local control socket, from a process of an allowed uid.
+  bool control_channel = false;
+  uint32_t uid = 0;  // the control channel's peer (SO_PEERCRED)
 };
 
 // Who is behind each descriptor handed to the sink. gRPC names such a connection
@@ -123,6 +126,11 @@ class ConnectionGuard {
     absl::Duration sweep_interval = absl::Milliseconds(250);
     // Descriptors kept for everything but connections (files, pipes, gRPC).
     size_t reserved_descriptors = 128;
+    // A listening UNIX socket (the guard takes it; -1: none): the local control
+    // channel. Its connections go to the sink as they are, if the peer's uid
+    // (SO_PEERCRED) is one of control_uids; others are closed at once.
+    int control_fd = -1;
+    std::vector<uint32_t> control_uids;
   };
 
   struct Stats {
@@ -135,11 +143,13 @@ class ConnectionGuard {
     uint64_t closed_for_abuse = 0;    // broke an HTTP/2 limit
     uint64_t descriptor_exhaustion = 0;  // EMFILE/ENFILE seen by accept
     size_t dropped_sources = 0;          // by the kernel, now
+    uint64_t control_accepted = 0;       // on the control socket
+    uint64_t control_refused = 0;        // on the control socket: another uid
     size_t open[kPeerClasses] = {};
   };
 
   // Serves connections accepted on `listen_fd` (listening, non-blocking; the guard
-  // takes it), recording each in `directory`. `policy`, `sink` and `directory`
+  // takes it; -1: none yet), recording each in `directory`. `policy`, `sink` and `directory`
   // must outlive the guard. Caps are lowered to fit RLIMIT_NOFILE (3 descriptors
   // per connection), with a warning.
   static absl::StatusOr<std::unique_ptr<ConnectionGuard>> Start(int listen_fd,
@@ -152,7 +162,11 @@ class ConnectionGuard {
   ConnectionGuard(const ConnectionGuard&) = delete;
   ConnectionGuard& operator=(const ConnectionGuard&) = delete;
 
-  // Closes the listening socket (the port is free again); connections go on.
+  // Replaces the listening TCP socket (the guard takes `fd`; -1: none) and waits
+  // until the old one is closed, its waiting connections accepted first.
+  // Connections go on. Never call it from a sink or policy (the guard's thread).
+  void SetListenSocket(int fd);
+  // SetListenSocket(-1): the port is free again when it returns.
   void StopAccepting();
   // Closes every connection and stops the thread. Idempotent.
   void Stop();
@@ -160,6 +174,10 @@ class ConnectionGuard {
   // Closes every connection from `source_key` (an IpAddress::SourceKey()), e.g.
   // when it is banned: within half a second, after the reply in flight.
   void CloseConnectionsFrom(const IpAddress& source_key);
+  // Closes the TCP connections accepted so far, once `grace` has passed (e.g.
+  // when the port is closed on purpose). Control channel ones are not the
+  // guard's. Asynchronous.
+  void CloseAcceptedAfter(absl::Duration grace);
   // Closes every connection of a class (memory pressure). Asynchronous.
   void CloseClass(PeerClass peer_class);
   // Has the kernel drop the TCP segments of these sources (SourceKey()s) before

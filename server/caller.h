@@ -8,7 +8,8 @@ namespace omd::server {
 
 struct Caller {
   std::string nodename;  // authenticated by the envelope's tag
-  std::string address;   // the peer's IP address
+  std::string address;   // the peer's IP address (127.0.0.1 on the control channel)
+  bool control_channel = false;  // came through the local control socket
 };
 
 }  // namespace omd::server

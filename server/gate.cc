@@ -57,7 +57,7 @@ std::shared_ptr<const ClusterView> Gate::cluster_view() const {
 absl::StatusOr<Gate::Peer> Gate::ResolvePeer(absl::string_view grpc_peer) const {
   if (directory_ != nullptr) {
     if (std::optional<net::ConnectionInfo> info = directory_->Find(grpc_peer)) {
-      return Peer{info->address, info->peer_class};
+      return Peer{info->address, info->peer_class, info->control_channel};
     }
   }
   // A connection gRPC accepted itself (tests, benchmarks): "ipv4:10.0.0.7:51234".
@@ -69,6 +69,10 @@ absl::StatusOr<Gate::Peer> Gate::ResolvePeer(absl::string_view grpc_peer) const 
 }
 
 absl::Status Gate::Refuse(const Sender& sender, const Peer& peer, absl::Status status) {
+  if (peer.control_channel) {  // never counted: the local operator's way in
+    refusals_.Record(sender, status, absl::Now());
+    return status;
+  }
   const bool now_blocked = blacklist_->RecordInvalid(sender);
   refusals_.Record(sender, status, absl::Now());
   if (now_blocked && peer.peer_class == net::PeerClass::kOther && options_.on_source_banned) {
@@ -96,14 +100,16 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
   v1::Envelope envelope;
   if (!ParseEnvelope(request, &envelope)) {
     Sender sender{"", source};
-    if (blacklist_->IsBlocked(sender)) return RefuseBlacklisted(sender);
+    if (!peer->control_channel && blacklist_->IsBlocked(sender)) {
+      return RefuseBlacklisted(sender);
+    }
     return Refuse(sender, *peer, absl::InvalidArgumentError("request is not an omd.v1.Envelope"));
   }
   std::shared_ptr<const ClusterView> view = cluster_view();
   const bool valid_name = config::IsValidName(envelope.nodename());
   const bool member = valid_name && view->nodes.contains(envelope.nodename());
   Sender sender{member ? envelope.nodename() : std::string(), source};
-  if (blacklist_->IsBlocked(sender)) return RefuseBlacklisted(sender);
+  if (!peer->control_channel && blacklist_->IsBlocked(sender)) return RefuseBlacklisted(sender);
   // An invalid name is refused on every method: it could reach a log line, a
   // reply's recipient, a path.
   if (!valid_name) {
@@ -139,12 +145,13 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
     refusals_.Record(sender, fresh, now);
     return fresh;
   }
-  blacklist_->RecordValid(sender);
+  if (!peer->control_channel) blacklist_->RecordValid(sender);
   if (member && peer->peer_class != net::PeerClass::kLocal) {
     address_book_->LearnMember(peer->address, now);
   }
-  return AdmittedRequest{Caller{opened->nodename, peer->address.ToString()}, *std::move(opened),
-                         std::move(view)};
+  return AdmittedRequest{
+      Caller{opened->nodename, peer->address.ToString(), peer->control_channel},
+      *std::move(opened), std::move(view)};
 }
 
 absl::StatusOr<v1::Envelope> Gate::SealReply(const AdmittedRequest& request,

@@ -22,6 +22,9 @@
 //    sender's share of the replay guard.
 // 7. Admitted: the sender's count is reset, and a member's source is learned.
 // Refusals are logged as rate-limited summaries (server/refusal_log.h).
+// Requests on the local control channel (a UNIX socket whose peers' uid the
+// guard checked) go through the same steps, but are never counted nor refused as
+// blacklisted: a forger cannot lock the local operator out.
 //
 // The gate does not know RPCs beyond their path; server/agent_service.h routes every
 // method of the service descriptor through Admit, so none can skip it.
@@ -118,6 +121,7 @@ class Gate {
   struct Peer {
     net::IpAddress address;
     net::PeerClass peer_class = net::PeerClass::kOther;
+    bool control_channel = false;  // the local control socket: never blacklisted
   };
 
   absl::StatusOr<Peer> ResolvePeer(absl::string_view grpc_peer) const;

@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "log/log.h"
 #include "net/listen_socket.h"
+#include "net/unix_socket.h"
 #include "posix/memory.h"
 #include "proto/health.grpc.pb.h"
 #include "rpc/peer.h"
@@ -61,18 +62,111 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(Options options) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   net::RaiseFileLimit();
   std::unique_ptr<Listener> listener(new Listener(std::move(options)));
-  absl::StatusOr<net::ListenSocket> socket =
-      net::Listen(listener->options_.address, listener->options_.port);
-  if (!socket.ok()) return socket.status();
-  listener->listen_fd_ = socket->fd;
-  listener->port_ = socket->port;
-  listener->address_ = rpc::JoinHostPort(listener->options_.address, socket->port);
+  {
+    sync::MutexLock lock(&listener->accept_mutex_);
+    listener->run_wanted_ = true;
+    absl::Status bound =
+        listener->AcceptLocked(listener->options_.address, listener->options_.port);
+    if (!bound.ok()) return bound;
+  }
+  if (!listener->options_.control_socket_path.empty()) {
+    absl::StatusOr<int> control =
+        net::ListenUnix(listener->options_.control_socket_path, 0600);
+    if (!control.ok()) return control.status();
+    listener->control_fd_ = *control;
+  }
   return listener;
 }
 
 Listener::~Listener() {
   Shutdown();
+  sync::MutexLock lock(&accept_mutex_);
   if (listen_fd_ >= 0) close(listen_fd_);
+  if (control_fd_ >= 0) close(control_fd_);
+}
+
+std::string Listener::address() const {
+  sync::MutexLock lock(&address_mutex_);
+  return address_;
+}
+
+void Listener::SetAddress(std::string address) {
+  {
+    sync::MutexLock lock(&address_mutex_);
+    if (address_ == address) return;
+    address_ = address;
+  }
+  if (options_.on_address_change) options_.on_address_change(address);
+}
+
+absl::Status Listener::AcceptLocked(const std::string& address, int port) {
+  wanted_address_ = address;
+  wanted_port_ = port;
+  if (!bound_address_.empty() && bound_address_ == address && bound_port_ == port) {
+    return absl::OkStatus();
+  }
+  // Before Start the socket waits in listen_fd_; after, the guard holds it.
+  auto install = [this](net::ListenSocket socket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(accept_mutex_) {
+    if (guard_ != nullptr) {
+      guard_->SetListenSocket(socket.fd);
+    } else {
+      if (listen_fd_ >= 0) close(listen_fd_);
+      listen_fd_ = socket.fd;
+    }
+  };
+  absl::StatusOr<net::ListenSocket> socket = net::Listen(address, port);
+  if (!socket.ok() && !bound_address_.empty()) {
+    // Both cannot be bound at once (e.g. 0.0.0.0 and 127.0.0.1 on one port):
+    // the old one goes first, and comes back if the new one still fails.
+    const std::string old_address = bound_address_;
+    const int old_port = actual_port_;
+    install(net::ListenSocket());
+    socket = net::Listen(address, port);
+    if (!socket.ok()) {
+      absl::StatusOr<net::ListenSocket> restored = net::Listen(old_address, old_port);
+      if (restored.ok()) {
+        install(*restored);
+        return socket.status();
+      }
+      OMD_LOG(ERROR, "listener: cannot listen on %s again: %s", old_address,
+              restored.status().ToString());
+      bound_address_.clear();
+      SetAddress("");
+      return socket.status();
+    }
+  }
+  if (!socket.ok()) return socket.status();  // "cannot listen on 127.0.0.1:1214: ..."
+  const int bound_port = socket->port;
+  install(*socket);
+  bound_address_ = address;
+  bound_port_ = port;
+  actual_port_ = bound_port;
+  SetAddress(rpc::JoinHostPort(address, bound_port));
+  return absl::OkStatus();
+}
+
+absl::Status Listener::Accept(const std::string& address, int port) {
+  sync::MutexLock lock(&accept_mutex_);
+  if (!run_wanted_) {
+    wanted_address_ = address;
+    wanted_port_ = port;
+    return absl::OkStatus();
+  }
+  return AcceptLocked(address, port);
+}
+
+void Listener::StopAccepting() {
+  sync::MutexLock lock(&accept_mutex_);
+  run_wanted_ = false;
+  if (guard_ != nullptr) {
+    guard_->StopAccepting();
+    guard_->CloseAcceptedAfter(options_.stop_grace);
+  } else if (listen_fd_ >= 0) {
+    close(listen_fd_);
+    listen_fd_ = -1;
+  }
+  bound_address_.clear();
+  SetAddress("");
 }
 
 void Listener::ConfigureServer(const Options& options, grpc::ResourceQuota& quota,
@@ -127,13 +221,16 @@ absl::Status Listener::Start(ServiceFactory services, net::ConnectionPolicy* pol
     sync::MutexLock lock(&generation_mutex_);
     generation_ = *std::move(generation);
   }
-  absl::StatusOr<std::unique_ptr<net::ConnectionGuard>> guard =
-      net::ConnectionGuard::Start(listen_fd_, options_.guard, this, this, &directory_);
+  net::ConnectionGuard::Options guard_options = options_.guard;
+  guard_options.control_fd = control_fd_;
+  guard_options.control_uids = options_.control_uids;
+  sync::MutexLock lock(&accept_mutex_);
+  absl::StatusOr<std::unique_ptr<net::ConnectionGuard>> guard = net::ConnectionGuard::Start(
+      listen_fd_, std::move(guard_options), this, this, &directory_);
   if (!guard.ok()) return guard.status();
-  listen_fd_ = -1;  // the guard's now
+  listen_fd_ = -1;  // the guard's now, and so is control_fd_
+  control_fd_ = -1;
   guard_ = *std::move(guard);
-  watcher_ = std::thread([this] { WatchLoop(); });
-  pthread_setname_np(watcher_.native_handle(), "omd-listener");
   return absl::OkStatus();
 }
 
@@ -169,6 +266,7 @@ absl::Duration Listener::guard_cpu_time() const {
 }
 
 void Listener::Rebuild() {
+  if (shut_down_.load()) return;
   absl::StatusOr<std::unique_ptr<Generation>> fresh = BuildGeneration();
   if (!fresh.ok()) {
     OMD_LOG(ERROR, "listener: cannot rebuild the gRPC server: %s", fresh.status().ToString());
@@ -177,6 +275,7 @@ void Listener::Rebuild() {
   std::unique_ptr<Generation> old;
   {
     sync::MutexLock lock(&generation_mutex_);
+    if (generation_ == nullptr) return;  // shut down meanwhile
     old = std::move(generation_);
     generation_ = *std::move(fresh);
   }
@@ -207,24 +306,30 @@ void Listener::CheckMemory() {
   }
 }
 
-void Listener::WatchLoop() {
+absl::Status Listener::Run(const std::function<bool(absl::Duration)>& stopped_within) {
+  {
+    sync::MutexLock lock(&accept_mutex_);
+    run_wanted_ = true;
+    absl::Status bound = AcceptLocked(wanted_address_, wanted_port_);
+    if (!bound.ok()) return bound;
+  }
   const std::function<bool(const std::string&, absl::Duration)> probe =
       options_.probe ? options_.probe : HealthCheck;
-  const std::string target = ProbeTarget(options_.address, port_);
   const absl::Duration tick = std::min(kMemoryCheckInterval, options_.probe_interval);
   absl::Time next_probe = absl::Now() + options_.probe_interval;
   int failures = 0;
-  while (true) {
-    {
-      sync::MutexLock lock(&watch_mutex_);
-      if (watch_mutex_.AwaitWithTimeout(
-              [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(watch_mutex_) { return stopping_; },
-              tick)) {
-        return;
-      }
-    }
+  while (!stopped_within(tick)) {
     CheckMemory();
     if (absl::Now() < next_probe) continue;
+    std::string target;
+    {
+      sync::MutexLock lock(&accept_mutex_);
+      if (bound_address_.empty()) {
+        return absl::UnavailableError(
+            absl::StrCat("not listening on ", rpc::JoinHostPort(wanted_address_, wanted_port_)));
+      }
+      target = ProbeTarget(bound_address_, actual_port_);
+    }
     if (probe(target, options_.probe_timeout)) {
       failures = 0;
     } else if (++failures >= options_.probe_failures) {
@@ -235,23 +340,26 @@ void Listener::WatchLoop() {
     }
     next_probe = absl::Now() + options_.probe_interval;
   }
+  StopAccepting();
+  return absl::OkStatus();
+}
+
+void Listener::StopServing() {
+  sync::MutexLock lock(&generation_mutex_);
+  if (generation_ != nullptr) generation_->server->GetHealthCheckService()->Shutdown();
 }
 
 void Listener::Shutdown() {
   if (shut_down_.exchange(true)) return;
-  if (watcher_.joinable()) {
-    {
-      sync::MutexLock lock(&watch_mutex_);
-      stopping_ = true;
-    }
-    watcher_.join();
-  }
   std::unique_ptr<Generation> generation;
+  StopServing();
   {
-    sync::MutexLock lock(&generation_mutex_);
-    if (generation_ != nullptr) generation_->server->GetHealthCheckService()->Shutdown();
+    sync::MutexLock lock(&accept_mutex_);
+    run_wanted_ = false;
+    if (guard_ != nullptr) guard_->StopAccepting();
+    bound_address_.clear();
   }
-  if (guard_ != nullptr) guard_->StopAccepting();
+  SetAddress("");
   {
     sync::MutexLock lock(&generation_mutex_);
     generation = std::move(generation_);

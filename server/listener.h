@@ -1,11 +1,15 @@
-// The listener: binds [listener] addr:port, accepts through the connection guard
-// (net/connection_guard.h), and serves the gated services on a gRPC server that
-// it watches and rebuilds.
+// The listener: accepts TCP connections on [listener] addr:port and local ones on
+// the control socket, through the connection guard (net/connection_guard.h), and
+// serves the gated services on a gRPC server that it watches and rebuilds.
 //
 // gRPC never listens itself: each admitted connection is handed to the current
-// grpc::Server with AddInsecureChannelFromFd. So the port stays bound, and open,
-// whatever happens to a gRPC server, and a server can be replaced while the
-// listener keeps accepting. The listener's thread ("omd-listener"):
+// grpc::Server with AddInsecureChannelFromFd. So a gRPC server can be replaced
+// while the port stays open, and the TCP port can be moved, closed and opened
+// again while the gRPC server, and the control channel, go on.
+//
+// Run is the body of the daemon's "listener" thread (daemon/supervisor.h). It
+// binds the TCP port if it is not bound yet (returning the error if it cannot:
+// the supervisor restarts it), then until asked to stop:
 // - probes its own port every `probe_interval` with a grpc.health.v1 Check over
 //   TCP, through the guard like any client; after `probe_failures` failures in a
 //   row it builds a new gRPC server, sends new connections there, and shuts the
@@ -13,10 +17,14 @@
 //   listener that hangs rather than exits);
 // - keeps the process's memory under `memory_budget_bytes`: above 90% of it,
 //   outsiders' connections are closed and refused until memory is back under 75%.
+// Asked to stop, it closes the TCP port and, after a short grace for replies in
+// flight, the TCP connections; the control channel stays.
 //
 //   absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Bind(options);
 //   ... a gate can now use (*listener)->directory() ...
 //   absl::Status started = (*listener)->Start(make_services, &policy);
+//   std::thread([&] { (*listener)->Run(stopped_within); });  // supervised, in omd
+//   absl::Status moved = (*listener)->Accept("127.0.0.1", 1215);
 //   ...
 //   (*listener)->Shutdown();
 #ifndef OMD_SERVER_LISTENER_H_
@@ -71,6 +79,16 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
     absl::Duration shutdown_grace = absl::Seconds(3);
     // Services that grpc.health.v1 reports SERVING (beside the whole server, "").
     std::vector<std::string> health_names;
+    // The local control channel: a UNIX socket (created mode 0600) whose peers
+    // must have one of these uids; empty path: none.
+    std::string control_socket_path;
+    std::vector<uint32_t> control_uids;
+    // How long TCP connections live on once the listener is stopped, so that
+    // the reply to the request that stopped it gets out.
+    absl::Duration stop_grace = absl::Milliseconds(500);
+    // Called with "host:port" each time the TCP port is bound, and "" when it
+    // is closed.
+    std::function<void(const std::string& address)> on_address_change;
   };
 
   // The services of one gRPC server; called again for each rebuilt server.
@@ -83,8 +101,9 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   static void ConfigureServer(const Options& options, grpc::ResourceQuota& quota,
                               grpc::ServerBuilder& builder);
 
-  // Binds the socket (UNAVAILABLE if the address is in use or not local) and
-  // raises the soft RLIMIT_NOFILE. Nothing is accepted until Start.
+  // Binds the TCP socket of options.address:port (UNAVAILABLE if the address is
+  // in use or not local) and the control socket, and raises the soft
+  // RLIMIT_NOFILE. Nothing is accepted until Start.
   static absl::StatusOr<std::unique_ptr<Listener>> Bind(Options options);
   ~Listener() override;
 
@@ -94,8 +113,23 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   // Starts serving. `policy` classifies sources and must outlive the listener.
   absl::Status Start(ServiceFactory services, net::ConnectionPolicy* policy);
 
-  // "host:port" the listener is bound to.
-  const std::string& address() const { return address_; }
+  // The body of the listener thread (see above). `stopped_within(d)` waits up to
+  // d and tells whether the thread is asked to stop.
+  absl::Status Run(const std::function<bool(absl::Duration)>& stopped_within);
+
+  // Listens on `address`:`port` from now on (port 0: any free port). The new
+  // socket is bound before the old one is closed where both can be bound at
+  // once, else the old one is closed first; connections already accepted go
+  // on either way. On failure the old socket, if any, keeps listening and the
+  // error is returned. Bound to the same address and port already: nothing to
+  // do. While the listener thread is stopped, this only records where Run will
+  // listen.
+  absl::Status Accept(const std::string& address, int port);
+  // Closes the TCP port now and the TCP connections after stop_grace.
+  void StopAccepting();
+
+  // "host:port" the TCP socket is bound to; empty while it is closed.
+  std::string address() const;
   const net::PeerDirectory& directory() const { return directory_; }
   // Closes the connections from a source (e.g. once it is banned).
   void CloseConnectionsFrom(const net::IpAddress& source);
@@ -107,6 +141,8 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   int64_t rebuilds() const { return rebuilds_.load(); }
   bool shedding_outsiders() const { return shedding_.load(); }
 
+  // Health NOT_SERVING, for every service; calls are still served.
+  void StopServing();
   // Health NOT_SERVING, stops accepting (the port is free again), lets calls in
   // flight finish within shutdown_grace, closes every connection. Idempotent.
   void Shutdown();
@@ -127,13 +163,25 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
 
   absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration();
   void Rebuild();
-  void WatchLoop();
   void CheckMemory();
+  // Binds and hands the socket to the guard; accept_mutex_ held.
+  absl::Status AcceptLocked(const std::string& address, int port)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(accept_mutex_);
+  void SetAddress(std::string address);
 
   const Options options_;
-  std::string address_;
-  int port_ = 0;        // the bound one
-  int listen_fd_ = -1;  // until Start hands it to the guard
+  // Serializes binding, moving and closing the TCP socket.
+  sync::Mutex accept_mutex_;
+  bool run_wanted_ ABSL_GUARDED_BY(accept_mutex_) = false;  // Run is on
+  std::string wanted_address_ ABSL_GUARDED_BY(accept_mutex_);
+  int wanted_port_ ABSL_GUARDED_BY(accept_mutex_) = 0;
+  std::string bound_address_ ABSL_GUARDED_BY(accept_mutex_);  // "" while closed
+  int bound_port_ ABSL_GUARDED_BY(accept_mutex_) = 0;  // the one asked for (maybe 0)
+  int actual_port_ ABSL_GUARDED_BY(accept_mutex_) = 0;  // the one bound
+  int listen_fd_ ABSL_GUARDED_BY(accept_mutex_) = -1;  // until Start hands it over
+  int control_fd_ = -1;                                 // until Start hands it over
+  mutable sync::Mutex address_mutex_;
+  std::string address_ ABSL_GUARDED_BY(address_mutex_);
   net::PeerDirectory directory_;
   ServiceFactory services_;
   net::ConnectionPolicy* policy_ = nullptr;
@@ -143,9 +191,6 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   sync::Mutex generation_mutex_;
   std::unique_ptr<Generation> generation_ ABSL_GUARDED_BY(generation_mutex_);
 
-  sync::Mutex watch_mutex_;
-  bool stopping_ ABSL_GUARDED_BY(watch_mutex_) = false;
-  std::thread watcher_;
   std::atomic<int64_t> rebuilds_{0};
   std::atomic<bool> shedding_{false};
   std::atomic<bool> shut_down_{false};
