@@ -11,8 +11,6 @@
 #include "config/cluster_sections.h"
 #include "config/names.h"
 #include "config/quote.h"
-#include "net/address.h"
-#include "rpc/peer.h"
 
 namespace omd::cluster {
 namespace {
@@ -75,19 +73,15 @@ absl::StatusOr<MembershipView> ViewOf(const config::NodeConfig& config) {
   return view;
 }
 
-absl::Status ValidatePeerAddress(absl::string_view address, std::string* normalized) {
+absl::Status ValidatePeerAddress(absl::string_view what, absl::string_view address,
+                                 std::string* normalized) {
   if (address.size() > kMaxAddressBytes) {
-    return absl::InvalidArgumentError("an address is longer than any host:port");
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": longer than any host:port"));
   }
-  absl::StatusOr<rpc::HostPort> host_port = rpc::SplitHostPort(address, config::kDefaultPort);
-  if (!host_port.ok()) return host_port.status();
-  if (!net::IpAddress::Parse(host_port->host).has_value() &&
-      !config::IsValidHostName(host_port->host)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "address ", config::QuoteForMessage(address),
-        ": the host is neither an IP address nor a DNS name"));
-  }
-  if (normalized != nullptr) *normalized = rpc::JoinHostPort(host_port->host, host_port->port);
+  absl::StatusOr<std::string> parsed = config::ParsePeerAddress(what, address);
+  if (!parsed.ok()) return parsed.status();
+  if (normalized != nullptr) *normalized = *std::move(parsed);
   return absl::OkStatus();
 }
 
@@ -110,10 +104,8 @@ absl::Status ValidateView(const MembershipView& view) {
       return absl::InvalidArgumentError(
           absl::StrCat("an address for ", config::QuoteForMessage(node), ", not a member"));
     }
-    absl::Status valid = ValidatePeerAddress(address, nullptr);
-    if (!valid.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(node, "'s address: ", valid.message()));
-    }
+    absl::Status valid = ValidatePeerAddress(absl::StrCat(node, "'s address"), address, nullptr);
+    if (!valid.ok()) return valid;
   }
   return absl::OkStatus();
 }
@@ -175,7 +167,7 @@ absl::Status WriteView(const MembershipView& view, config::IniFile& ini) {
     const std::string key = absl::StrCat(kAddressPrefix, node);
     std::optional<std::string> current = ini.Get(kCluster, key);
     std::string written;
-    if (current.has_value() && ValidatePeerAddress(*current, &written).ok() &&
+    if (current.has_value() && ValidatePeerAddress(key, *current, &written).ok() &&
         written == address) {
       continue;  // "10.0.0.2" is 10.0.0.2:1214: left as the person wrote it
     }

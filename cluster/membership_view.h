@@ -68,8 +68,11 @@ absl::StatusOr<MembershipView> ViewOf(const config::NodeConfig& config);
 absl::Status ValidateView(const MembershipView& view);
 
 // OK if `address` is host:port or host, host an IP address or a DNS name, as
-// [cluster] addr@<node> takes it; its "host:port" form in `normalized`.
-absl::Status ValidatePeerAddress(absl::string_view address, std::string* normalized);
+// [cluster] addr@<node> takes it (config::ParsePeerAddress), and not longer than
+// any such; its "host:port" form in `normalized`. INVALID_ARGUMENT starting with
+// `what`.
+absl::Status ValidatePeerAddress(absl::string_view what, absl::string_view address,
+                                 std::string* normalized);
 
 // To and from the messages that carry views; From* sorts and dedupes nodes.
 MembershipView ViewFromLockReply(const v1::ClusterLockReply& reply);

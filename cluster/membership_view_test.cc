@@ -110,17 +110,19 @@ TEST(MembershipViewTest, ViewsFromTheNetworkAreChecked) {
   refused(View({"a", "a"}, 1), "node a is listed twice");
   refused(View({"a"}, 1, {{"b", "10.0.0.2"}}), "an address for \"b\", not a member");
   refused(View({"a"}, 1, {{"a", "10.0.0.1:99999"}}), "a's address:");
-  refused(View({"a"}, 1, {{"a", "bad host name!"}}), "neither an IP address nor a DNS name");
+  refused(View({"a"}, 1, {{"a", "bad host name!"}}), "is neither an IP address nor a DNS name");
+  refused(View({"a"}, 1, {{"a", "[10.0.0.1]:1214"}}), "only an IPv6 address goes in brackets");
   std::vector<std::string> many;
   for (size_t i = 0; i <= kMaxMembers; ++i) many.push_back(absl::StrCat("n", i));
   refused(View(many, 1), "more than 1024 nodes");
 
   std::string normalized;
-  ASSERT_TRUE(ValidatePeerAddress("10.0.0.1", &normalized).ok());
+  ASSERT_TRUE(ValidatePeerAddress("an address", "10.0.0.1", &normalized).ok());
   EXPECT_EQ(normalized, "10.0.0.1:1214");
-  ASSERT_TRUE(ValidatePeerAddress("[::1]:1215", &normalized).ok());
+  ASSERT_TRUE(ValidatePeerAddress("an address", "[::1]:1215", &normalized).ok());
   EXPECT_EQ(normalized, "[::1]:1215");
-  EXPECT_FALSE(ValidatePeerAddress(std::string(300, 'a'), nullptr).ok());
+  absl::Status long_one = ValidatePeerAddress("an address", std::string(300, 'a'), nullptr);
+  EXPECT_EQ(long_one.message(), "an address: longer than any host:port");
 }
 
 TEST(MembershipViewTest, MessagesCarryViews) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/action_queue.h"
+#include "cluster/cluster_handlers.h"
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
 #include "config/node_config.h"
@@ -174,6 +175,26 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   if (added.ok()) added = AddDaemonHandlers(self, &daemon->handlers_);
   if (!added.ok()) return added;
 
+  // --- cluster/: peers, the cluster-wide lock, join and leave. ---
+  daemon->peers_ = std::make_unique<cluster::Peers>(cluster::Peers::Options());
+  daemon->peers_->SetConfig(node);  // then on every reload (ApplyConfig)
+  daemon->cluster_lock_ = std::make_unique<cluster::ClusterLock>(cluster::ClusterLock::Options());
+  cluster::Membership::Options membership;
+  membership.root = options.root;
+  // A membership change wrote node.conf: the gate takes it now, not at the
+  // reloader's next look.
+  membership.config_written = [self] {
+    absl::Status reloaded = self->ReloadConfig();
+    if (!reloaded.ok()) {
+      OMD_LOG(WARNING, "reloading node.conf after a membership change: %s", reloaded.ToString());
+    }
+  };
+  daemon->membership_ = std::make_unique<cluster::Membership>(
+      std::move(membership), daemon->cluster_lock_.get(), daemon->peers_.get());
+  added = cluster::AddClusterHandlers(daemon->membership_.get(), &daemon->handlers_);
+  if (!added.ok()) return added;
+  // --- end of cluster/. ---
+
   absl::Status started = daemon->listener_->Start(
       [self]() -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
         absl::StatusOr<std::unique_ptr<server::AgentService>> agent =
@@ -215,6 +236,7 @@ absl::Status Daemon::ApplyConfig(const config::NodeConfig& config) {
   gate_->SetClusterView(MakeClusterView(config, options_.unencrypted_for_benchmark));
   address_book_->SetLocal(LocalAddresses(config));
   address_book_->SetConfiguredMembers(MemberAddresses(config));
+  if (peers_ != nullptr) peers_->SetConfig(config);  // cluster/
   return listener_->Accept(config.listener_addr, config.listener_port);
 }
 
@@ -301,6 +323,9 @@ void Daemon::Stop(StopKind kind) {
   // Health first, so that whoever watches it stops sending; the port closes,
   // calls in flight get their grace, then the threads stop.
   if (listener_ != nullptr) listener_->StopServing();
+  // cluster/: a join or leave in progress ends, and every one waiting is
+  // answered, while the listener can still send the replies.
+  if (membership_ != nullptr) membership_->Stop();
   if (listener_ != nullptr) listener_->Shutdown();
   supervisor_.StopAll();
   dequeue_runner_.reset();
