@@ -90,6 +90,7 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
   if (!sealed.ok()) return sealed.status();
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  context.set_wait_for_ready(options_.wait_for_ready);
   v1::Envelope reply;
   // What the generated stub does for a unary method, with the path chosen at run
   // time; the typed message travels inside the envelope.

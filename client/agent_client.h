@@ -60,6 +60,10 @@ class AgentClient {
     // after the channel is destroyed, which a short-lived process waits for
     // (client/om_main.cc). Ignored when `channel` is set.
     absl::Duration initial_reconnect_backoff = absl::ZeroDuration();
+    // Calls wait, within their deadline, for the channel to connect, rather than
+    // fail at once while it waits out a reconnection backoff: for daemons, whose
+    // peers restart, and whose calls have short deadlines.
+    bool wait_for_ready = false;
   };
 
   static absl::StatusOr<std::unique_ptr<AgentClient>> Create(Options options);

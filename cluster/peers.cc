@@ -142,6 +142,7 @@ absl::StatusOr<std::shared_ptr<client::AgentClient>> Peers::ClientFor(absl::stri
     options.envelope = config::EnvelopeOptionsFor(*config_);
     options.recipient = std::string(node);
     options.reply_senders = {std::string(node)};
+    options.wait_for_ready = true;  // a peer that restarted is called within the deadline
     absl::StatusOr<std::unique_ptr<client::AgentClient>> made =
         client::AgentClient::Create(std::move(options));
     if (!made.ok()) return made.status();

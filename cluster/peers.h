@@ -84,8 +84,9 @@ class Peers {
   void SetConfig(const config::NodeConfig& config);
 
   // Calls omd.v1.Agent/`method` of `node`'s daemon, whose `carries` option must
-  // name the types of `request` and Reply, within `timeout`. The gRPC status of
-  // the peer's refusal, or UNAVAILABLE while calls to it are held.
+  // name the types of `request` and Reply, within `timeout` (waiting for a
+  // connection meanwhile: DEADLINE_EXCEEDED if the peer cannot be reached). The
+  // gRPC status of the peer's refusal, or UNAVAILABLE while calls to it are held.
   template <typename Reply>
   absl::StatusOr<Reply> Call(absl::string_view node, absl::string_view method,
                              const google::protobuf::Message& request,

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "client/action_queue.h"
 #include "cluster/cluster_handlers.h"
+#include "cluster/state_handlers.h"
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
 #include "config/node_config.h"
@@ -164,6 +165,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   daemon->dequeue_runner_ = std::make_unique<server::DequeueRunner>(std::move(dequeue));
 
   Daemon* const self = daemon.get();
+  daemon->peers_ = std::make_unique<cluster::Peers>(cluster::Peers::Options());
+  daemon->peers_->SetConfig(node);
+  daemon->node_states_ = std::make_unique<cluster::NodeStates>(cluster::NodeStates::Options());
+  daemon->heartbeat_ = std::make_unique<cluster::Heartbeat>(
+      options.heartbeat, daemon->peers_.get(), daemon->node_states_.get(),
+      [self] { return self->reloader_->config(); });
   ConfigReloader::Options reloader;
   reloader.root = options.root;
   daemon->reloader_ = std::make_unique<ConfigReloader>(
@@ -173,11 +180,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   absl::Status added = server::AddListenerHandlers(
       daemon->gate_.get(), daemon->dequeue_runner_.get(), &daemon->handlers_);
   if (added.ok()) added = AddDaemonHandlers(self, &daemon->handlers_);
+  if (added.ok()) added = cluster::AddStateHandlers(daemon->node_states_.get(), &daemon->handlers_);
   if (!added.ok()) return added;
 
-  // --- cluster/: peers, the cluster-wide lock, join and leave. ---
-  daemon->peers_ = std::make_unique<cluster::Peers>(cluster::Peers::Options());
-  daemon->peers_->SetConfig(node);  // then on every reload (ApplyConfig)
+  // --- cluster/: the cluster-wide lock, join and leave (on peers_). ---
   daemon->cluster_lock_ = std::make_unique<cluster::ClusterLock>(cluster::ClusterLock::Options());
   cluster::Membership::Options membership;
   membership.root = options.root;
@@ -215,10 +221,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   daemon->supervisor_.Add("reloader", [self](const StopSignal& stop) {
     return self->reloader_->Run([&stop](absl::Duration d) { return stop.WaitFor(d); });
   });
+  daemon->supervisor_.Add("heartbeat", [self](const StopSignal& stop) {
+    return self->heartbeat_->Run([&stop](absl::Duration d) { return stop.WaitFor(d); });
+  });
   daemon->supervisor_.Add("listener", [self](const StopSignal& stop) {
     return self->listener_->Run([&stop](absl::Duration d) { return stop.WaitFor(d); });
   });
   daemon->supervisor_.StartAll();
+  daemon->started_ = true;
 
   if (std::optional<absl::Time> floor = daemon->replay_guard_->floor()) {
     OMD_LOG(WARNING, "refusing requests sent before %s: %s",
@@ -236,7 +246,7 @@ absl::Status Daemon::ApplyConfig(const config::NodeConfig& config) {
   gate_->SetClusterView(MakeClusterView(config, options_.unencrypted_for_benchmark));
   address_book_->SetLocal(LocalAddresses(config));
   address_book_->SetConfiguredMembers(MemberAddresses(config));
-  if (peers_ != nullptr) peers_->SetConfig(config);  // cluster/
+  peers_->SetConfig(config);
   return listener_->Accept(config.listener_addr, config.listener_port);
 }
 
@@ -273,8 +283,16 @@ v1::DaemonStatusReply Daemon::Status() const {
   for (const std::string& name : nodes) {
     v1::NodeStatus* node = reply.add_nodes();
     node->set_nodename(name);
-    // This node is up: it answers. The others' states come from the cluster.
-    node->set_state(name == config->node_name ? "up" : "unknown");
+    // This node is up: it answers. The others are as they told it.
+    if (name == config->node_name) {
+      node->set_state("up");
+    } else {
+      const cluster::NodeStates::Entry entry = node_states_->Get(name);
+      node->set_state(std::string(cluster::NodeStateName(entry.state)));
+      if (entry.last_seen != absl::InfinitePast()) {
+        node->set_last_seen_unix_ms(absl::ToUnixMillis(entry.last_seen));
+      }
+    }
     node->set_address(name == config->node_name ? listener_->address()
                                                  : config::PeerTarget(*config, name));
   }
@@ -320,12 +338,19 @@ void Daemon::Stop(StopKind kind) {
     // until then there is nothing to stop.
     OMD_LOG(INFO, "shutdown: no local service instance to stop");
   }
-  // Health first, so that whoever watches it stops sending; the port closes,
-  // calls in flight get their grace, then the threads stop.
+  // Health first, so that whoever watches it stops sending; the members hear
+  // of the maintenance (an unreachable one delays nothing past the bound); the
+  // port closes, calls in flight get their grace, then the threads stop.
   if (listener_ != nullptr) listener_->StopServing();
   // cluster/: a join or leave in progress ends, and every one waiting is
   // answered, while the listener can still send the replies.
   if (membership_ != nullptr) membership_->Stop();
+  if (started_) {
+    (void)supervisor_.Stop("heartbeat");  // no "up" after the "maintenance"
+    const std::vector<std::string> told = heartbeat_->AnnounceToAll(
+        cluster::NodeState::kMaintenance, options_.maintenance_announce_bound);
+    OMD_LOG(INFO, "maintenance announced to %d member(s)", told.size());
+  }
   if (listener_ != nullptr) listener_->Shutdown();
   supervisor_.StopAll();
   dequeue_runner_.reset();

@@ -2,7 +2,8 @@
 // guarded and gated listener with its local control channel, health and
 // reflection, and its supervised threads (daemon/supervisor.h): "listener" (the
 // TCP port, its probe and memory watch), "reloader" (node.conf), "housekeeper"
-// (the replay journal, refusal summaries, banned sources).
+// (the replay journal, refusal summaries, banned sources), "heartbeat" (this
+// node's state to the members, cluster/heartbeat.h).
 //
 //   Daemon::Options options;
 //   options.root = "/var/lib/omd";
@@ -26,7 +27,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cluster/cluster_lock.h"
+#include "cluster/heartbeat.h"
 #include "cluster/membership.h"
+#include "cluster/node_states.h"
 #include "cluster/peers.h"
 #include "daemon/config_reloader.h"
 #include "daemon/daemon_handlers.h"
@@ -60,6 +63,9 @@ class Daemon : public DaemonControl {
     absl::Duration shutdown_grace = absl::Seconds(3);
     // Connection caps and HTTP/2 limits, per class of source.
     net::ConnectionGuard::Options connections;
+    // How long a stop waits at most for the members to hear of the maintenance.
+    absl::Duration maintenance_announce_bound = absl::Seconds(2);
+    cluster::Heartbeat::Options heartbeat;
     // Benchmarks only (tools/bench): envelopes carry their plaintext.
     bool unencrypted_for_benchmark = false;
   };
@@ -118,10 +124,12 @@ class Daemon : public DaemonControl {
   std::unique_ptr<server::Gate> gate_;
   std::unique_ptr<server::DequeueRunner> dequeue_runner_;
   std::unique_ptr<ConfigReloader> reloader_;
-  // cluster/: the peers' client, this node's part of the cluster-wide lock, and
-  // the membership changes (join, leave) that use both; in this order, so that
-  // the membership goes first.
   std::unique_ptr<cluster::Peers> peers_;
+  std::unique_ptr<cluster::NodeStates> node_states_;
+  std::unique_ptr<cluster::Heartbeat> heartbeat_;
+  // cluster/: this node's part of the cluster-wide lock, and the membership
+  // changes (join, leave) that use it and peers_; after them, so that the
+  // membership goes first.
   std::unique_ptr<cluster::ClusterLock> cluster_lock_;
   std::unique_ptr<cluster::Membership> membership_;
   server::HandlerRegistry handlers_;
@@ -132,6 +140,7 @@ class Daemon : public DaemonControl {
   std::optional<StopKind> stop_requested_ ABSL_GUARDED_BY(stop_mutex_);
   bool stopped_ ABSL_GUARDED_BY(stop_mutex_) = false;
   uint64_t bans_version_ = 0;  // the housekeeper thread's
+  bool started_ = false;       // Start went through: there is something to stop
 };
 
 }  // namespace omd::daemon

@@ -6,9 +6,13 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -17,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "net/listen_socket.h"
+#include "net/unix_socket.h"
 #include "sync/mutex.h"
 
 namespace omd::net {
@@ -346,6 +351,117 @@ TEST_F(ConnectionGuardTest, StopAcceptingFreesThePortAndStopClosesEverything) {
   guard_->Stop();
   EXPECT_TRUE(ClosedByGuard(client));
   EXPECT_GT(guard_->thread_cpu_time(), absl::ZeroDuration());
+}
+
+// A UNIX socket listening in a fresh short directory, and a client of it.
+class ControlSocket {
+ public:
+  ControlSocket() {
+    char pattern[] = "/tmp/omd-guardXXXXXX";
+    dir_ = mkdtemp(pattern);
+    path_ = dir_ + "/omd.sock";
+    absl::StatusOr<int> fd = ListenUnix(path_, 0600);
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    fd_ = fd.ok() ? *fd : -1;
+  }
+  ~ControlSocket() {
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+  }
+  int TakeFd() { return std::exchange(fd_, -1); }
+  int Connect() const {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path_.data(), path_.size());
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    EXPECT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+    return fd;
+  }
+
+ private:
+  std::string dir_, path_;
+  int fd_ = -1;
+};
+
+// The control channel's connections go to the sink as they are, named as the
+// control channel, if the peer's uid is allowed; others are closed at once.
+TEST_F(ConnectionGuardTest, TheControlChannelChecksThePeersUid) {
+  for (const bool allowed : {true, false}) {
+    SCOPED_TRACE(allowed ? "allowed uid" : "another uid");
+    ControlSocket control;
+    ConnectionGuard::Options options;
+    options.control_fd = control.TakeFd();
+    options.control_uids = {allowed ? static_cast<uint32_t>(geteuid())
+                                    : static_cast<uint32_t>(geteuid()) + 1};
+    Start(options);
+    const size_t served_before = sink_.count();
+    const int client = control.Connect();
+    clients_.push_back(client);
+    if (allowed) {
+      const int served = sink_.WaitFor(served_before);
+      ASSERT_GE(served, 0);
+      std::optional<ConnectionInfo> info = directory_.FindFd(served);
+      ASSERT_TRUE(info.has_value());
+      EXPECT_TRUE(info->control_channel);
+      EXPECT_EQ(info->uid, geteuid());
+      EXPECT_EQ(info->peer_class, PeerClass::kLocal);
+      SendAll(client, "hello");  // no relay: the sink has the client's socket itself
+      EXPECT_EQ(ReadFor(served, absl::Seconds(2), 5).bytes, "hello");
+      EXPECT_EQ(guard_->stats().control_accepted, 1u);
+    } else {
+      EXPECT_TRUE(ClosedByGuard(client));
+      EXPECT_EQ(sink_.count(), served_before);
+      EXPECT_EQ(guard_->stats().control_refused, 1u);
+    }
+    guard_->Stop();
+    guard_.reset();
+  }
+}
+
+// A replaced listening socket: connections the kernel completed on the old one
+// are still accepted, the old port then refuses, the new one accepts, and
+// connections already relayed go on.
+TEST_F(ConnectionGuardTest, AReplacedListeningSocketLosesNoWaitingConnection) {
+  policy_.SetLocal(Ip("127.0.0.1"));  // no cap per source
+  Start();
+  const int old_port = port_;
+  const int relayed = Connect("127.0.0.1");
+  ASSERT_GE(sink_.WaitFor(0), 0);
+  // Completed by the kernel, not yet accepted when the socket is replaced:
+  // the guard's thread is busy until the replacement is posted.
+  std::vector<int> waiting;
+  for (int i = 0; i < 20; ++i) waiting.push_back(Connect("127.0.0.1"));
+  absl::StatusOr<ListenSocket> replacement = Listen("127.0.0.1", 0);
+  ASSERT_TRUE(replacement.ok());
+  guard_->SetListenSocket(replacement->fd);
+  EXPECT_TRUE(sink_.WaitFor(20) >= 0) << "every waiting connection was accepted";
+  EXPECT_EQ(guard_->stats().open[static_cast<int>(PeerClass::kLocal)], 21u);
+  EXPECT_TRUE(StaysOpen(relayed));
+
+  const int refused = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(old_port));
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  EXPECT_NE(connect(refused, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  close(refused);
+  port_ = replacement->port;
+  Connect("127.0.0.1");
+  EXPECT_GE(sink_.WaitFor(21), 0);
+}
+
+// Closing on purpose: the connections accepted so far go after the grace, not
+// those accepted later.
+TEST_F(ConnectionGuardTest, CloseAcceptedAfterSparesLaterConnections) {
+  policy_.SetLocal(Ip("127.0.0.1"));
+  Start();
+  const int before = Connect("127.0.0.1");
+  ASSERT_GE(sink_.WaitFor(0), 0);
+  guard_->CloseAcceptedAfter(absl::Milliseconds(300));
+  const int after = Connect("127.0.0.1");
+  ASSERT_GE(sink_.WaitFor(1), 0);
+  EXPECT_TRUE(ClosedByGuard(before));
+  EXPECT_TRUE(StaysOpen(after));
 }
 
 }  // namespace

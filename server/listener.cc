@@ -114,7 +114,13 @@ absl::Status Listener::AcceptLocked(const std::string& address, int port) {
       listen_fd_ = socket.fd;
     }
   };
-  absl::StatusOr<net::ListenSocket> socket = net::Listen(address, port);
+  // Any free port, asked again after a stop: the one it had, if still free, so
+  // that a restarted listener is where its clients last found it.
+  absl::StatusOr<net::ListenSocket> socket =
+      port == 0 && actual_port_ != 0 && bound_address_.empty() && address == last_address_
+          ? net::Listen(address, actual_port_)
+          : absl::UnavailableError("");
+  if (!socket.ok()) socket = net::Listen(address, port);
   if (!socket.ok() && !bound_address_.empty()) {
     // Both cannot be bound at once (e.g. 0.0.0.0 and 127.0.0.1 on one port):
     // the old one goes first, and comes back if the new one still fails.
@@ -139,6 +145,7 @@ absl::Status Listener::AcceptLocked(const std::string& address, int port) {
   const int bound_port = socket->port;
   install(*socket);
   bound_address_ = address;
+  last_address_ = address;
   bound_port_ = port;
   actual_port_ = bound_port;
   SetAddress(rpc::JoinHostPort(address, bound_port));

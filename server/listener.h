@@ -117,7 +117,8 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   // d and tells whether the thread is asked to stop.
   absl::Status Run(const std::function<bool(absl::Duration)>& stopped_within);
 
-  // Listens on `address`:`port` from now on (port 0: any free port). The new
+  // Listens on `address`:`port` from now on (port 0: any free port; after a
+  // stop, the one it had if it is still free). The new
   // socket is bound before the old one is closed where both can be bound at
   // once, else the old one is closed first; connections already accepted go
   // on either way. On failure the old socket, if any, keeps listening and the
@@ -177,7 +178,8 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   int wanted_port_ ABSL_GUARDED_BY(accept_mutex_) = 0;
   std::string bound_address_ ABSL_GUARDED_BY(accept_mutex_);  // "" while closed
   int bound_port_ ABSL_GUARDED_BY(accept_mutex_) = 0;  // the one asked for (maybe 0)
-  int actual_port_ ABSL_GUARDED_BY(accept_mutex_) = 0;  // the one bound
+  int actual_port_ ABSL_GUARDED_BY(accept_mutex_) = 0;  // the one bound (last)
+  std::string last_address_ ABSL_GUARDED_BY(accept_mutex_);  // of actual_port_
   int listen_fd_ ABSL_GUARDED_BY(accept_mutex_) = -1;  // until Start hands it over
   int control_fd_ = -1;                                 // until Start hands it over
   mutable sync::Mutex address_mutex_;

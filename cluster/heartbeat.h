@@ -1,0 +1,56 @@
+// Heartbeats: this node tells every other member it is up, every `interval`, and
+// records who answered; before it stops, it tells them it is in maintenance.
+//
+// A heartbeat is an AnnounceState("up") request to each member, all at once, each
+// bounded by `timeout`; the member records the state (NodeStates), and its sealed
+// reply tells this node that the member is up. The first round is sent at once,
+// so a restarted node clears its maintenance state on the members.
+//
+//   Heartbeat heartbeat(options, &peers, &states, [&] { return reloader.config(); });
+//   supervisor.Add("heartbeat", [&](const StopSignal& stop) { return heartbeat.Run(...); });
+//   heartbeat.AnnounceToAll(NodeState::kMaintenance, absl::Seconds(2));  // stopping
+#ifndef OMD_CLUSTER_HEARTBEAT_H_
+#define OMD_CLUSTER_HEARTBEAT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "cluster/node_states.h"
+#include "cluster/peers.h"
+#include "config/node_config.h"
+
+namespace omd::cluster {
+
+class Heartbeat {
+ public:
+  struct Options {
+    absl::Duration interval = absl::Seconds(2);
+    absl::Duration timeout = absl::Seconds(1);  // of each call
+  };
+
+  // `config` returns the configuration in use (its members, this node's name).
+  Heartbeat(Options options, Peers* peers, NodeStates* states,
+            std::function<std::shared_ptr<const config::NodeConfig>()> config);
+
+  // The body of the heartbeat thread. `stopped_within(d)` waits up to d and
+  // tells whether the thread is asked to stop.
+  absl::Status Run(const std::function<bool(absl::Duration)>& stopped_within);
+
+  // Tells every other member `state`, all at once; returns within `bound`
+  // whatever the members do. Returns the members that acknowledged it.
+  std::vector<std::string> AnnounceToAll(NodeState state, absl::Duration bound);
+
+ private:
+  const Options options_;
+  Peers* const peers_;
+  NodeStates* const states_;
+  const std::function<std::shared_ptr<const config::NodeConfig>()> config_;
+};
+
+}  // namespace omd::cluster
+
+#endif  // OMD_CLUSTER_HEARTBEAT_H_
