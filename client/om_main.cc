@@ -27,7 +27,8 @@ ABSL_FLAG(std::string, server, "",
 ABSL_FLAG(std::string, node, "",
           "Node name of the daemon called, bound into each request so that it cannot "
           "be replayed to another node. Default: this node without --server; any "
-          "node with --server.");
+          "node with --server. For om daemon join: the member to join through, NAME "
+          "(on port 1214) or HOST[:PORT].");
 ABSL_FLAG(std::string, output, "human",
           "human, or json: one document {\"status\": N, \"data\": ..., \"info\": [...], "
           "\"error\": [...]}.");

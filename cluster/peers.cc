@@ -71,11 +71,30 @@ void Peers::SetConfig(const config::NodeConfig& config) {
   std::map<std::string, std::shared_ptr<grpc::Channel>> kept;
   for (auto& [node, peer] : peers_) {
     peer.client = nullptr;
-    const std::string target = config::PeerTarget(config, node);
+    const std::string target = TargetLocked(node);
     auto it = channels_.find(target);
     if (it != channels_.end()) kept.insert(*it);
   }
   channels_ = std::move(kept);
+}
+
+void Peers::LearnAddresses(const std::map<std::string, std::string>& addresses) {
+  sync::MutexLock lock(&mutex_);
+  for (const auto& [node, address] : addresses) {
+    std::string& learned = learned_[node];
+    if (learned == address) continue;
+    learned = address;
+    auto peer = peers_.find(node);
+    if (peer != peers_.end()) peer->second.client = nullptr;  // rebuilt for the new target
+  }
+}
+
+std::string Peers::TargetLocked(absl::string_view node) const {
+  if (config_->node_addresses.count(std::string(node)) == 0) {
+    auto learned = learned_.find(node);
+    if (learned != learned_.end()) return learned->second;
+  }
+  return config::PeerTarget(*config_, node);
 }
 
 std::shared_ptr<grpc::Channel> Peers::ChannelLocked(const std::string& target) {
@@ -118,7 +137,7 @@ absl::StatusOr<std::shared_ptr<client::AgentClient>> Peers::ClientFor(absl::stri
   }
   if (peer.client == nullptr) {
     client::AgentClient::Options options;
-    options.target = config::PeerTarget(*config_, node);
+    options.target = TargetLocked(node);
     options.channel = ChannelLocked(options.target);
     options.envelope = config::EnvelopeOptionsFor(*config_);
     options.recipient = std::string(node);
@@ -162,7 +181,7 @@ void Peers::Record(absl::string_view node, const absl::Status& status) {
 std::string Peers::TargetOf(absl::string_view node) const {
   sync::MutexLock lock(&mutex_);
   if (!config_.has_value()) return "";
-  return config::PeerTarget(*config_, node);
+  return TargetLocked(node);
 }
 
 int Peers::RefusalsInARow(absl::string_view node) const {

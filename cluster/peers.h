@@ -2,7 +2,8 @@
 // announcements and membership changes use.
 //
 // Each peer gets one gRPC channel, kept across calls, to where config::PeerTarget
-// says it is reached ([cluster] addr@<node>, else its name on port 1214), and an
+// says it is reached ([cluster] addr@<node>, else its name on port 1214; a node
+// node.conf has no address for is reached where LearnAddresses last said), and an
 // AgentClient bound to that node: every request names it as recipient, so that
 // it cannot be replayed to another node, and only that node's sealed reply is
 // accepted. SetConfig takes node.conf again whenever it changes (a new secret, new
@@ -97,6 +98,12 @@ class Peers {
     return reply;
   }
 
+  // Addresses ("host:port") that other members' views give for nodes, used for
+  // those that this node's node.conf has no address for: a membership change
+  // reaches a member it has just heard of, or one that it has just removed (to
+  // release its lock), before or after node.conf says so.
+  void LearnAddresses(const std::map<std::string, std::string>& addresses);
+
   // Where `node` is called: "host:port". Empty before SetConfig.
   std::string TargetOf(absl::string_view node) const;
 
@@ -117,11 +124,13 @@ class Peers {
   void Record(absl::string_view node, const absl::Status& status);
   std::shared_ptr<grpc::Channel> ChannelLocked(const std::string& target)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  std::string TargetLocked(absl::string_view node) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const Options options_;
   mutable sync::Mutex mutex_;
   std::optional<config::NodeConfig> config_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, Peer, std::less<>> peers_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::string, std::less<>> learned_ ABSL_GUARDED_BY(mutex_);
   // By target: peers at one address share it; kept while a peer uses it.
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mutex_);
 };

@@ -133,6 +133,13 @@ TEST_F(PeersTest, CallsTheNodeAtItsAddressBoundToIt) {
   EXPECT_EQ(misdirected.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(misdirected.message(), "envelope for another node");
   EXPECT_EQ(Status(peers, "no/such").code(), absl::StatusCode::kInvalidArgument);
+  // An address learned from a member's view serves a node that node.conf has
+  // none for, and only such a node.
+  peers.LearnAddresses({{"node4", node1_->address()}, {"node1", "127.0.0.1:1"}});
+  EXPECT_EQ(peers.TargetOf("node4"), node1_->address());
+  EXPECT_EQ(peers.TargetOf("node1"), node1_->address());
+  EXPECT_EQ(Status(peers, "node4").message(), "envelope for another node");  // node1 answers
+  EXPECT_TRUE(Status(peers).ok());
   // The wrong types for the method.
   EXPECT_EQ(peers
                 .Call<v1::JoinReply>("node1", "BlacklistStatus", v1::BlacklistStatusRequest(),

@@ -202,13 +202,19 @@ absl::Status ParseClusterSection(NodeConfig& config) {
 // `value` of [cluster] `key` as "host:port", or why it is not host[:port].
 absl::StatusOr<std::string> ParseMemberAddress(absl::string_view key,
                                                absl::string_view value) {
+  return ParsePeerAddress(absl::StrCat("[", kCluster, "] ", key), value);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ParsePeerAddress(absl::string_view what,
+                                             absl::string_view value) {
   auto error = [&](absl::string_view problem) {
-    return KeyError(kCluster, key,
-                    absl::StrCat(QuoteForMessage(value),
-                                 " is not host[:port] (an IP address, an IPv6 one in "
-                                 "brackets with a port, or a DNS name; port 1 to "
-                                 "65535, default ",
-                                 kDefaultPort, "): ", problem));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": ", QuoteForMessage(value),
+                     " is not host[:port] (an IP address, an IPv6 one in brackets with a "
+                     "port, or a DNS name; port 1 to 65535, default ",
+                     kDefaultPort, "): ", problem));
   };
   absl::StatusOr<rpc::HostPort> split = rpc::SplitHostPort(value, kDefaultPort);
   if (!split.ok()) return error(split.status().message());
@@ -223,6 +229,8 @@ absl::StatusOr<std::string> ParseMemberAddress(absl::string_view key,
   }
   return rpc::JoinHostPort(split->host, split->port);
 }
+
+namespace {
 
 absl::Status ParseMemberAddresses(NodeConfig& config) {
   for (const auto& [key, value] : config.ini.Entries(kCluster)) {

@@ -114,6 +114,12 @@ absl::StatusOr<NodeConfig> ParseNodeConfig(absl::string_view text);
 // name on kDefaultPort ("n2:1214"), for any node.
 std::string PeerTarget(const NodeConfig& config, absl::string_view node);
 
+// `value`, host[:port] as [cluster] addr@<node> takes it (an IP address, an IPv6
+// one in brackets with a port, or a DNS name; port 1 to 65535, default
+// kDefaultPort), as "host:port". INVALID_ARGUMENT starting with `what` (e.g.
+// "--address") and saying what it allows.
+absl::StatusOr<std::string> ParsePeerAddress(absl::string_view what, absl::string_view value);
+
 // ROOT/etc/node.conf.
 std::string NodeConfigPath(absl::string_view root);
 

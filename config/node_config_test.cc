@@ -1000,5 +1000,20 @@ TEST(SaveNodeConfigTest, RefusesToWriteAConfigThatWouldNotLoad) {
   }
 }
 
+// The check [cluster] addr@<node> values get, for addresses from elsewhere (a
+// join request, om daemon join --address).
+TEST(ParsePeerAddressTest, NormalizesOrSaysWhatIsWrong) {
+  EXPECT_EQ(ParsePeerAddress("--address", "10.0.0.1").value(), "10.0.0.1:1214");
+  EXPECT_EQ(ParsePeerAddress("--address", "n2.example.com:1215").value(),
+            "n2.example.com:1215");
+  EXPECT_EQ(ParsePeerAddress("--address", "[::1]:1216").value(), "[::1]:1216");
+  absl::StatusOr<std::string> bad = ParsePeerAddress("--address", "10.0.0.1:0");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()),
+              ::testing::StartsWith("--address: \"10.0.0.1:0\" is not host[:port]"));
+  EXPECT_FALSE(ParsePeerAddress("--address", "[10.0.0.1]:1214").ok());
+  EXPECT_FALSE(ParsePeerAddress("--address", "a b").ok());
+}
+
 }  // namespace
 }  // namespace omd::config

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/action_queue.h"
+#include "cluster/cluster_handlers.h"
 #include "cluster/state_handlers.h"
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
@@ -182,6 +183,24 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   if (added.ok()) added = cluster::AddStateHandlers(daemon->node_states_.get(), &daemon->handlers_);
   if (!added.ok()) return added;
 
+  // --- cluster/: the cluster-wide lock, join and leave (on peers_). ---
+  daemon->cluster_lock_ = std::make_unique<cluster::ClusterLock>(cluster::ClusterLock::Options());
+  cluster::Membership::Options membership;
+  membership.root = options.root;
+  // A membership change wrote node.conf: the gate takes it now, not at the
+  // reloader's next look.
+  membership.config_written = [self] {
+    absl::Status reloaded = self->ReloadConfig();
+    if (!reloaded.ok()) {
+      OMD_LOG(WARNING, "reloading node.conf after a membership change: %s", reloaded.ToString());
+    }
+  };
+  daemon->membership_ = std::make_unique<cluster::Membership>(
+      std::move(membership), daemon->cluster_lock_.get(), daemon->peers_.get());
+  added = cluster::AddClusterHandlers(daemon->membership_.get(), &daemon->handlers_);
+  if (!added.ok()) return added;
+  // --- end of cluster/. ---
+
   absl::Status started = daemon->listener_->Start(
       [self]() -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
         absl::StatusOr<std::unique_ptr<server::AgentService>> agent =
@@ -341,6 +360,9 @@ void Daemon::Stop(StopKind kind) {
   // of the maintenance (an unreachable one delays nothing past the bound); the
   // port closes, calls in flight get their grace, then the threads stop.
   if (listener_ != nullptr) listener_->StopServing();
+  // cluster/: a join or leave in progress ends, and every one waiting is
+  // answered, while the listener can still send the replies.
+  if (membership_ != nullptr) membership_->Stop();
   if (started_) {
     (void)supervisor_.Stop("heartbeat");  // no "up" after the "maintenance"
     const std::vector<std::string> told = heartbeat_->AnnounceToLiveMembers(

@@ -26,7 +26,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "cluster/cluster_lock.h"
 #include "cluster/heartbeat.h"
+#include "cluster/membership.h"
 #include "cluster/node_states.h"
 #include "cluster/peers.h"
 #include "daemon/config_reloader.h"
@@ -86,6 +88,10 @@ class Daemon : public DaemonControl {
   absl::Status ReloadConfig() { return reloader_->Reload(); }
   std::shared_ptr<const config::NodeConfig> config() const { return reloader_->config(); }
 
+  // cluster/: calls to the other members' daemons, kept on this node's current
+  // node.conf.
+  cluster::Peers& peers() { return *peers_; }
+
   // DaemonControl, for the handlers and omd's main.
   v1::DaemonStatusReply Status() const override;
   absl::Status StartThread(absl::string_view id) override;
@@ -121,6 +127,11 @@ class Daemon : public DaemonControl {
   std::unique_ptr<cluster::Peers> peers_;
   std::unique_ptr<cluster::NodeStates> node_states_;
   std::unique_ptr<cluster::Heartbeat> heartbeat_;
+  // cluster/: this node's part of the cluster-wide lock, and the membership
+  // changes (join, leave) that use it and peers_; after them, so that the
+  // membership goes first.
+  std::unique_ptr<cluster::ClusterLock> cluster_lock_;
+  std::unique_ptr<cluster::Membership> membership_;
   server::HandlerRegistry handlers_;
   std::atomic<int64_t> dispatched_calls_{0};
   Supervisor supervisor_;

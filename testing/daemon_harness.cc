@@ -82,8 +82,10 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Options opti
   std::unique_ptr<DaemonProcess> daemon(new DaemonProcess());
   daemon->root_ = !options.root.empty() ? options.root : NewTempDir(options.node.node_name);
   if (daemon->root_.empty()) return Errno("mkdtemp");
-  absl::Status written = WriteNodeConf(daemon->root_, options.node);
-  if (!written.ok()) return written;
+  if (!options.keep_node_conf || options.root.empty()) {
+    absl::Status written = WriteNodeConf(daemon->root_, options.node);
+    if (!written.ok()) return written;
+  }
   absl::Status made = config::MakeDirectories(daemon->root_ + "/var/log", 0755);
   if (!made.ok()) return made;
 

@@ -59,8 +59,11 @@ class DaemonProcess {
     NodeConfSpec node;
     std::vector<std::string> extra_flags;  // passed to omd
     // A root to start in (e.g. a stopped daemon's, to restart it); empty: a new
-    // temporary one. Its node.conf is written from `node` either way.
+    // temporary one. Its node.conf is written from `node` either way, unless
+    // `keep_node_conf` (a restart on the node.conf the daemon left, e.g. after
+    // it joined a cluster).
     std::string root;
+    bool keep_node_conf = false;
     absl::Duration start_timeout = absl::Seconds(20);
   };
 

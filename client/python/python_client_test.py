@@ -309,9 +309,9 @@ class PythonClientTest(unittest.TestCase):
 
     def test_unimplemented_method_is_still_gated(self):
         self.assertEqual(grpc.StatusCode.UNIMPLEMENTED,
-                         _code(lambda: self.client().call("Leave")))
+                         _code(lambda: self.client().call("ServiceAction")))
         self.assertEqual(grpc.StatusCode.UNAUTHENTICATED,
-                         _code(lambda: self.client(secret=WRONG_SECRET).call("Leave")))
+                         _code(lambda: self.client(secret=WRONG_SECRET).call("ServiceAction")))
 
     def test_reply_from_an_untrusted_node_is_refused(self):
         with self.assertRaises(EnvelopeError):
@@ -508,6 +508,30 @@ class PythonClientTest(unittest.TestCase):
             trust_any_nodename=True, in_reply_to=sent.request_id,
             expected_salt=sent.envelope.salt, expected_key_generation=0)
         self.assertEqual([], self.entries())
+
+    def test_joiner_joins_and_gets_the_cluster_sections(self):
+        # Section 7.1: node3, a joiner, asks node1 to add it; node2 (a member
+        # without a daemon here) is skipped, and the reply says so.
+        joiner = omd_envelope.AgentClient.joiner(self.target, nodename="node3",
+                                                 secret=SECRET, timeout=60)
+        self.clients.append(joiner)
+        reply = joiner.call("Join", self.pb2.JoinRequest(address="127.0.0.3:1214"))
+        self.assertEqual("node1", joiner.node)
+        self.assertEqual("test", joiner.cluster)
+        cluster = dict(reply.cluster.values)
+        self.assertEqual("test", cluster["name"])
+        self.assertEqual(SECRET, cluster["secret"])
+        self.assertEqual("node1 node2 node3", cluster["nodes"])
+        self.assertEqual("127.0.0.3:1214", cluster["addr@node3"])
+        self.assertEqual("1", cluster["nodes_version"])
+        self.assertEqual([], list(reply.sections))
+        self.assertEqual(1, len(reply.info))
+        self.assertTrue(reply.info[0].startswith("node2: skipped ("), reply.info)
+        # node3 is a member now: its own envelopes get in.
+        node3 = self.client(nodename="node3", trusted=["node1"])
+        self.assertEqual([], list(node3.call("BlacklistStatus").entries))
+        with open(os.path.join(self.root, "etc", "node.conf")) as f:
+            self.assertIn("nodes = node1 node2 node3\n", f.read())
 
     def test_joiner_envelopes_are_refused_elsewhere_and_counted(self):
         def joiner_request(method, nodename, secret=SECRET):
