@@ -90,9 +90,12 @@ std::vector<net::IpAddress> MemberAddresses(const config::NodeConfig& config) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   google::protobuf::SetLogHandler(&ProtobufLog);
   std::unique_ptr<Daemon> daemon(new Daemon());
+  // Set before any thread starts: the reloader's ApplyConfig reads it.
+  daemon->options_ = std::move(given);
+  const Options& options = daemon->options_;
   absl::StatusOr<config::NodeConfig> config =
       config::LoadOrCreateNodeConfig(options.root);
   if (!config.ok()) return config.status();
@@ -235,7 +238,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
             absl::FormatTime(*floor, absl::UTCTimeZone()),
             daemon->replay_guard_->floor_reason());
   }
-  daemon->options_ = std::move(options);
   OMD_LOG(INFO, "omd %s of cluster %s listening on %s and %s", node.node_name,
           node.cluster_name, daemon->address(),
           config::ControlSocketPath(daemon->options_.root));

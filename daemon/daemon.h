@@ -70,7 +70,7 @@ class Daemon : public DaemonControl {
     bool unencrypted_for_benchmark = false;
   };
 
-  static absl::StatusOr<std::unique_ptr<Daemon>> Start(Options options);
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(Options given);
 
   ~Daemon();
 
