@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "config/atomic_file.h"
 #include "config/node_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/omd.pb.h"
+#include "sync/mutex.h"
 #include "testing/daemon_harness.h"
 
 namespace omd::cluster {
@@ -22,24 +22,33 @@ namespace {
 
 using ::testing::ElementsAre;
 
-// What a Done saw; Wait blocks until it came.
+// What a Done saw; Wait blocks until it came. (A sync::Mutex, not an
+// absl::Notification: ThreadSanitizer sees what it orders.)
 class Answer {
  public:
   Membership::Done Done() {
     return [this](absl::StatusOr<Membership::Outcome> outcome) {
+      sync::MutexLock lock(&mutex_);
       outcome_ = std::move(outcome);
-      done_.Notify();
+      done_ = true;
     };
   }
   const absl::StatusOr<Membership::Outcome>& Wait() {
-    EXPECT_TRUE(done_.WaitForNotificationWithTimeout(absl::Seconds(60)));
-    return outcome_;
+    sync::MutexLock lock(&mutex_);
+    EXPECT_TRUE(mutex_.AwaitWithTimeout(
+        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return done_; }, absl::Seconds(60)));
+    return outcome_;  // not written again once done
   }
-  bool HasCome() const { return done_.HasBeenNotified(); }
+  bool HasCome() const {
+    sync::MutexLock lock(&mutex_);
+    return done_;
+  }
 
  private:
-  absl::Notification done_;
-  absl::StatusOr<Membership::Outcome> outcome_ = absl::UnknownError("no answer");
+  mutable sync::Mutex mutex_;
+  bool done_ ABSL_GUARDED_BY(mutex_) = false;
+  absl::StatusOr<Membership::Outcome> outcome_ ABSL_GUARDED_BY(mutex_) =
+      absl::UnknownError("no answer");
 };
 
 class MembershipTest : public ::testing::Test {
