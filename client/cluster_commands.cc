@@ -20,7 +20,24 @@
 #include "proto/omd.pb.h"
 #include "rpc/peer.h"
 
-ABSL_FLAG(std::string, secret, "",
+namespace omd::client {
+
+// The type of --secret: Abseil prints a flag's value where it shows the flag
+// (`om --helpfull` shows "currently: <value>"); this one never shows it.
+struct SecretFlag {
+  std::string value;
+};
+bool AbslParseFlag(absl::string_view text, SecretFlag* flag, std::string* /*error*/) {
+  flag->value = std::string(text);
+  return true;
+}
+std::string AbslUnparseFlag(const SecretFlag& flag) {
+  return flag.value.empty() ? "" : "(not shown)";
+}
+
+}  // namespace omd::client
+
+ABSL_FLAG(omd::client::SecretFlag, secret, {},
           "om daemon join: the cluster's secret. Every user of this host can read it in "
           "the process list while om runs: prefer --secret_file.");
 ABSL_FLAG(std::string, secret_file, "",
@@ -52,7 +69,7 @@ absl::Status WithContext(absl::string_view context, const absl::Status& status) 
 
 // The secret from --secret or --secret_file, never quoted in an error.
 absl::StatusOr<std::string> SecretFromFlags() {
-  const std::string given = absl::GetFlag(FLAGS_secret);
+  const std::string given = absl::GetFlag(FLAGS_secret).value;
   std::string path = absl::GetFlag(FLAGS_secret_file);
   if (given.empty() && path.empty()) {
     return absl::InvalidArgumentError(

@@ -107,8 +107,8 @@ void Membership::Submit(MembershipChange change, Done done) {
       return;
     }
     if (!stopping_) {
-      done(absl::ResourceExhaustedError(
-          absl::StrCat(queue_.size(), " membership changes are waiting already; retry later")));
+      done(absl::ResourceExhaustedError(absl::StrCat(
+          "too many membership changes are waiting (", queue_.size(), "); retry later")));
       return;
     }
   }
@@ -156,13 +156,14 @@ absl::StatusOr<Membership::Outcome> Membership::Run(
     if (round.busy_holder.empty() && !stopping()) break;
     Release(round, self, token);
     if (stopping()) return Stopping();
-    if (absl::Now() + backoff > give_up) {
+    const absl::Time now = absl::Now();
+    if (now >= give_up) {
       return absl::AbortedError(absl::StrCat(
           "the cluster lock is held by ", round.busy_holder, " (at ", round.busy_node,
           ") for another membership change, for more than ",
           absl::FormatDuration(options_.lock_wait), ": try again"));
     }
-    if (StoppedWithin(Jittered(backoff))) return Stopping();
+    if (StoppedWithin(std::min(Jittered(backoff), give_up - now))) return Stopping();
     backoff = std::min(2 * backoff, kMaxBackoff);
     // Another change may have changed this node's view meanwhile.
     config = config::LoadNodeConfig(options_.root);

@@ -45,7 +45,7 @@
 
 namespace omd::daemon {
 
-class Daemon : public DaemonControl {
+class Daemon final : public DaemonControl {
  public:
   struct Options {
     // ROOT/etc/node.conf (created if missing), ROOT/var, ROOT/var/log.

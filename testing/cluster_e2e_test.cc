@@ -218,7 +218,9 @@ TEST_F(ClusterTest, JoiningTwiceIsHarmless) {
   ExpectCluster({"node1", "node2"});
   const std::string node1_before = node1.conf_text();
   const std::string node2_before = node2.conf_text();
-  OmResult again = Join(node2, node1);
+  // This time with the secret on the command line.
+  OmResult again = RunOm(node2.root(), {"daemon", "join", "--node", node1.daemon->address(),
+                                        "--secret", kClusterSecret});
   EXPECT_EQ(again.exit_code, 0) << again.stderr_text;
   EXPECT_EQ(again.stdout_text, "node1: Joined cluster test: nodes node1 node2.\n");
   EXPECT_EQ(node1.conf_text(), node1_before);
@@ -384,6 +386,21 @@ TEST_F(ClusterTest, JoinRefusesBadInvocationsClearly) {
   // Nothing of it reached node1's gate.
   EXPECT_EQ(RunOm(node1.root(), {"daemon", "blacklist", "status", "--output", "json"}).stdout_text,
             "{\"data\": {}, \"node\": \"node1\", \"status\": 0}\n");
+}
+
+// --help says how to join and warns of the process list; the secret given on
+// the command line is never shown.
+TEST(ClusterHelpTest, HelpTellsHowToJoinAndLeave) {
+  const std::string root = NewTempDir("help");
+  OmResult help = RunOm(root, {"--help"});
+  const std::string text = help.stdout_text + help.stderr_text;
+  EXPECT_THAT(text, HasSubstr("om daemon join"));
+  EXPECT_THAT(text, HasSubstr("--secret SECRET (visible in the process list)"));
+  EXPECT_THAT(text, HasSubstr("om daemon leave"));
+  EXPECT_THAT(text, HasSubstr("For om daemon join: the member to join through"));
+  OmResult full = RunOm(root, {"--secret", kClusterSecret, "--helpfull"});
+  EXPECT_THAT(full.stdout_text + full.stderr_text, HasSubstr("prefer --secret_file"));
+  EXPECT_THAT(full.stdout_text + full.stderr_text, Not(HasSubstr(kClusterSecret)));
 }
 
 // A member of one cluster must leave it before joining another; the refusal
