@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "config/quote.h"
-#include "crypto/aead.h"
 
 namespace omd::config {
 namespace {
@@ -130,7 +129,5 @@ absl::Status MakeStandalone(absl::string_view node_name, absl::string_view secre
     return status;
   });
 }
-
-std::string NewClusterSecret() { return absl::BytesToHexString(crypto::RandomBytes(32)); }
 
 }  // namespace omd::config

@@ -49,9 +49,6 @@ absl::Status TakeClusterConfig(const v1::JoinReply& reply, absl::string_view sec
 absl::Status MakeStandalone(absl::string_view node_name, absl::string_view secret,
                             IniFile& ini);
 
-// A fresh random cluster secret: 64 hex characters (256 bits).
-std::string NewClusterSecret();
-
 }  // namespace omd::config
 
 #endif  // OMD_CONFIG_CLUSTER_SECTIONS_H_

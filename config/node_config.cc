@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +30,7 @@
 #include "config/ini.h"
 #include "config/names.h"
 #include "config/quote.h"
+#include "crypto/aead.h"
 #include "log/log.h"
 #include "posix/unique_fd.h"
 #include "rpc/peer.h"
@@ -383,6 +383,17 @@ absl::StatusOr<NodeConfig> ChangeNodeConfigLocked(
   return config;
 }
 
+}  // namespace
+
+std::string NewClusterSecret() {
+  std::string key = crypto::RandomBytes(32);
+  std::string secret = absl::BytesToHexString(key);
+  OPENSSL_cleanse(key.data(), key.size());
+  return secret;
+}
+
+namespace {
+
 // A fresh node.conf for this host, with a random 256-bit secret.
 absl::StatusOr<std::string> DefaultNodeConfigText() {
   absl::StatusOr<std::string> host_name = HostName();
@@ -391,14 +402,7 @@ absl::StatusOr<std::string> DefaultNodeConfigText() {
   if (!valid.ok()) {
     return WithContext("the host name cannot be the default node name", valid);
   }
-  unsigned char key[32];
-  if (RAND_bytes(key, sizeof(key)) != 1) {
-    return absl::InternalError(
-        "cannot generate a cluster secret: RAND_bytes failed");
-  }
-  std::string secret = absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(key), sizeof(key)));
-  OPENSSL_cleanse(key, sizeof(key));
+  std::string secret = NewClusterSecret();
   std::string text = absl::StrFormat(
       "# omd node configuration, written at first start.\n"
       "# Keep it private: [cluster] secret authenticates the cluster's nodes.\n"

@@ -120,6 +120,10 @@ std::string PeerTarget(const NodeConfig& config, absl::string_view node);
 // "--address") and saying what it allows.
 absl::StatusOr<std::string> ParsePeerAddress(absl::string_view what, absl::string_view value);
 
+// A fresh random cluster secret: 64 hex characters (256 bits from OpenSSL's
+// CSPRNG), as a first start or a node that leaves its cluster gets.
+std::string NewClusterSecret();
+
 // ROOT/etc/node.conf.
 std::string NodeConfigPath(absl::string_view root);
 
