@@ -3,12 +3,14 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "config/envelope_options.h"
 #include "net/unix_socket.h"
 
 namespace omd::client {
 
-absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContext& context) {
+absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(
+    const CommandContext& context) {
   absl::StatusOr<config::NodeConfig> config = config::LoadNodeConfig(context.root);
   if (!config.ok()) return config.status();
   AgentClient::Options options;
@@ -17,7 +19,7 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContex
   absl::StatusOr<std::string> target =
       context.server.empty() ? net::UnixTarget(config::ControlSocketPath(context.root))
                              : absl::StatusOr<std::string>(context.server);
-  if (!target.ok()) return target.status();
+  if (!target.ok()) return NotReachedLocally(context, target.status());
   options.target = *target;
   options.envelope = config::EnvelopeOptionsFor(*config);
   // The local daemon is this node; a --server peer is who --node says, or, unknown,
@@ -25,12 +27,20 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContex
   options.recipient = !context.server_node.empty() ? context.server_node
                       : context.server.empty()     ? config->node_name
                                                    : "";
-  options.reply_senders.insert(config->cluster_nodes.begin(), config->cluster_nodes.end());
+  options.reply_senders.insert(config->cluster_nodes.begin(),
+                               config->cluster_nodes.end());
   options.timeout = context.timeout;
   // om's channel serves one call and is gone: reconnecting soon costs nothing,
   // and om waits at exit for that timer to let go of gRPC (client/om_main.cc).
   options.initial_reconnect_backoff = absl::Milliseconds(100);
   return AgentClient::Create(std::move(options));
+}
+
+absl::Status NotReachedLocally(const CommandContext& context,
+                               const absl::Status& status) {
+  return absl::UnavailableError(absl::StrCat("is omd running on ", context.root, "? (",
+                                             config::ControlSocketPath(context.root),
+                                             ": ", status.message(), ")"));
 }
 
 }  // namespace omd::client

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "client/agent_client.h"
@@ -24,6 +25,9 @@ namespace omd::client {
 // with its secret.
 absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContext& context);
 
+// UNAVAILABLE from the control socket, saying what to check.
+absl::Status NotReachedLocally(const CommandContext& context, const absl::Status& status);
+
 // Calls `method` of the daemon, and records in `result` which node answered.
 template <typename Reply>
 absl::StatusOr<Reply> CallDaemon(const CommandContext& context, absl::string_view method,
@@ -33,6 +37,9 @@ absl::StatusOr<Reply> CallDaemon(const CommandContext& context, absl::string_vie
   if (!client.ok()) return client.status();
   absl::StatusOr<Reply> reply = (*client)->template Call<Reply>(method, request);
   result.node = (*client)->daemon_node();
+  if (absl::IsUnavailable(reply.status()) && context.server.empty()) {
+    return NotReachedLocally(context, reply.status());
+  }
   return reply;
 }
 

@@ -613,6 +613,15 @@ TEST_F(ThreeNodeTest, SigtermAnnouncesMaintenanceAndASilentMemberDelaysNothing) 
   close(silent->fd);
 }
 
+TEST(NoDaemonTest, OmSaysWhenNoDaemonRunsOnItsRoot) {
+  const std::string root = testing::NewTempDir("nodaemon");
+  testing::NodeConfSpec spec;
+  ASSERT_TRUE(testing::WriteNodeConf(root, spec).ok());
+  OmResult result = RunOm(root, {"daemon", "status"});
+  EXPECT_EQ(result.exit_code, 14) << "UNAVAILABLE";
+  EXPECT_THAT(result.stderr_text, HasSubstr(absl::StrCat("is omd running on ", root, "?")));
+}
+
 TEST(DaemonRecoveryTest, ActionsLeftRunningByADeadDequeuerAreFailedWithANote) {
   const std::string root = testing::NewTempDir("recovery");
   ASSERT_TRUE(config::MakeDirectories(root + "/var/actions/running", 0750).ok());
