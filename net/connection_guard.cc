@@ -42,6 +42,8 @@ constexpr size_t kMaxAcceptBuckets = 8192;
 constexpr absl::Duration kAbuseLogInterval = absl::Seconds(10);
 // How long a banned source's connections live on, for the refusal in flight.
 constexpr absl::Duration kBannedSourceGrace = absl::Milliseconds(200);
+// Where the control channel's connections come from, for the gate's records.
+const IpAddress kLoopback = *IpAddress::Parse("127.0.0.1");
 
 enum class WatchKind : uint8_t { kListen, kControl, kWake, kClient, kRelay };
 
@@ -238,8 +240,7 @@ class ConnectionGuard::Loop {
     Watch(listen_fd_, &listen_watch_, EPOLLIN);
   }
 
-  // The local control channel: trusted by the peer's uid, not its address, and
-  // handed to gRPC as it is (no relay, no HTTP/2 limits).
+  // The local control channel: trusted by the peer's uid, not its address.
   void AcceptControl() {
     for (int i = 0; i < kAcceptsPerWakeup; ++i) {
       int fd = accept4(control_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -271,14 +272,14 @@ class ConnectionGuard::Loop {
         continue;
       }
       control_accepted_.fetch_add(1, std::memory_order_relaxed);
-      ConnectionInfo info;
-      info.id = next_id_++;
-      info.address = *IpAddress::Parse("127.0.0.1");
-      info.peer_class = PeerClass::kLocal;
-      info.control_channel = true;
-      info.uid = credentials.uid;
-      directory_->Add(fd, info);
-      sink_->Serve(fd);
+      // Relayed like a TCP connection of the local class: the same caps (its
+      // least recently active connection makes room) and the same way into gRPC
+      // (a connection handed over as it is misbehaved in gRPC when descriptors ran
+      // out).
+      PeerVerdict local;
+      local.peer_class = PeerClass::kLocal;
+      Relay(fd, kLoopback, local, MonotonicNow(), /*out_of_descriptors=*/false,
+            credentials.uid);
     }
   }
 
@@ -562,6 +563,15 @@ class ConnectionGuard::Loop {
       Refuse(fd, refused_by_policy_);
       return;
     }
+    Relay(fd, *address, verdict, now, out_of_descriptors, /*control_uid=*/std::nullopt);
+  }
+
+  // Checks the class's caps and relays the connection to the sink through a
+  // socket pair, with an Http2Inspector on the way. `control_uid`: a control
+  // channel connection, from that uid.
+  void Relay(int fd, const IpAddress& accepted_address, const PeerVerdict& verdict,
+             absl::Time now, bool out_of_descriptors, std::optional<uint32_t> control_uid) {
+    const IpAddress* const address = &accepted_address;
     const IpAddress source = address->SourceKey();
     ClassState& state = StateOf(verdict.peer_class);
     const ClassLimits& limits = *state.limits;
@@ -625,8 +635,12 @@ class ConnectionGuard::Loop {
     open_[static_cast<int>(verdict.peer_class)].fetch_add(1, std::memory_order_relaxed);
     Watch(connection.client_fd, &connection.client_watch, EPOLLIN);
     Watch(connection.relay_fd, &connection.relay_watch, EPOLLIN);
-    directory_->Add(connection.sink_fd,
-                    ConnectionInfo{connection.id, connection.address, connection.peer_class});
+    ConnectionInfo info{connection.id, connection.address, connection.peer_class};
+    if (control_uid.has_value()) {
+      info.control_channel = true;
+      info.uid = *control_uid;
+    }
+    directory_->Add(connection.sink_fd, info);
     connections_.emplace(connection.id, std::move(owned));
     accepted_.fetch_add(1, std::memory_order_relaxed);
     sink_->Serve(connection.sink_fd);  // gRPC owns its end from here

@@ -127,8 +127,9 @@ class ConnectionGuard {
     // Descriptors kept for everything but connections (files, pipes, gRPC).
     size_t reserved_descriptors = 128;
     // A listening UNIX socket (the guard takes it; -1: none): the local control
-    // channel. Its connections go to the sink as they are, if the peer's uid
-    // (SO_PEERCRED) is one of control_uids; others are closed at once.
+    // channel. Its connections are relayed as local-class ones, named as the
+    // control channel in the directory, if the peer's uid (SO_PEERCRED) is one
+    // of control_uids; others are closed at once.
     int control_fd = -1;
     std::vector<uint32_t> control_uids;
   };

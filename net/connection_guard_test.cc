@@ -383,7 +383,7 @@ class ControlSocket {
   int fd_ = -1;
 };
 
-// The control channel's connections go to the sink as they are, named as the
+// The control channel's connections are relayed to the sink, named as the
 // control channel, if the peer's uid is allowed; others are closed at once.
 TEST_F(ConnectionGuardTest, TheControlChannelChecksThePeersUid) {
   for (const bool allowed : {true, false}) {
@@ -405,8 +405,8 @@ TEST_F(ConnectionGuardTest, TheControlChannelChecksThePeersUid) {
       EXPECT_TRUE(info->control_channel);
       EXPECT_EQ(info->uid, geteuid());
       EXPECT_EQ(info->peer_class, PeerClass::kLocal);
-      SendAll(client, "hello");  // no relay: the sink has the client's socket itself
-      EXPECT_EQ(ReadFor(served, absl::Seconds(2), 5).bytes, "hello");
+      SendAll(client, Opening());
+      EXPECT_EQ(ReadFor(served, absl::Seconds(2), Opening().size()).bytes, Opening());
       EXPECT_EQ(guard_->stats().control_accepted, 1u);
     } else {
       EXPECT_TRUE(ClosedByGuard(client));
