@@ -88,9 +88,9 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessOptions& options);
 // such as an editor: it shares this process's standard input, output and error
 // and its process group (so the terminal's Ctrl-C reaches it), and is waited
 // for, however long it takes; only exit_code, term_signal and pid are set.
-// Meanwhile this process ignores SIGINT and SIGQUIT, as system(3) does, so that
-// they end the child only. Not for the daemon (no timeout, no capture). Errors
-// as RunProcess's.
+// Meanwhile this process ignores SIGINT and SIGQUIT, as the C library's shell
+// runner does, so that they end the child only. Not for the daemon (no timeout,
+// no capture). Errors as RunProcess's.
 absl::StatusOr<ProcessResult> RunAttached(const std::vector<std::string>& argv);
 
 // The absolute path of the running program (/proc/self/exe), or "" if unknown.

@@ -81,6 +81,10 @@ absl::Status Gate::Refuse(const Sender& sender, const Peer& peer, absl::Status s
   return status;
 }
 
+bool Gate::IsBlocked(const Sender& sender, const Peer& peer) const {
+  return !peer.control_channel && blacklist_->IsBlocked(sender);
+}
+
 absl::Status Gate::RefuseBlacklisted(const Sender& sender) {
   // Built once: this is the refusal a flood gets, message after message.
   static const absl::Status* const kBlacklisted = new absl::Status(
@@ -100,7 +104,7 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
   v1::Envelope envelope;
   if (!ParseEnvelope(request, &envelope)) {
     Sender sender{"", source};
-    if (!peer->control_channel && blacklist_->IsBlocked(sender)) {
+    if (IsBlocked(sender, *peer)) {
       return RefuseBlacklisted(sender);
     }
     return Refuse(sender, *peer, absl::InvalidArgumentError("request is not an omd.v1.Envelope"));
@@ -109,7 +113,7 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
   const bool valid_name = config::IsValidName(envelope.nodename());
   const bool member = valid_name && view->nodes.contains(envelope.nodename());
   Sender sender{member ? envelope.nodename() : std::string(), source};
-  if (!peer->control_channel && blacklist_->IsBlocked(sender)) return RefuseBlacklisted(sender);
+  if (IsBlocked(sender, *peer)) return RefuseBlacklisted(sender);
   // An invalid name is refused on every method: it could reach a log line, a
   // reply's recipient, a path.
   if (!valid_name) {

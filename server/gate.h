@@ -127,6 +127,8 @@ class Gate {
   absl::StatusOr<Peer> ResolvePeer(absl::string_view grpc_peer) const;
   // Counts an invalid message of `sender` and logs it (rate-limited).
   absl::Status Refuse(const Sender& sender, const Peer& peer, absl::Status status);
+  // Whether `sender`'s messages are dropped: never on the control channel.
+  bool IsBlocked(const Sender& sender, const Peer& peer) const;
   // A blacklisted sender's message: not counted again, summed in the log.
   absl::Status RefuseBlacklisted(const Sender& sender);
 

@@ -159,8 +159,18 @@ std::string DaemonProcess::Log() const {
 }
 
 OmResult RunOm(const std::string& root, const std::vector<std::string>& args) {
+  return RunOmWithEnvironment(root, {}, args);
+}
+
+OmResult RunOmWithEnvironment(const std::string& root,
+                              const std::vector<std::string>& env_arguments,
+                              const std::vector<std::string>& args) {
   process::ProcessOptions options;
-  options.argv = {OmPath(), "--root", root};
+  if (!env_arguments.empty()) {
+    options.argv = {"/usr/bin/env"};
+    options.argv.insert(options.argv.end(), env_arguments.begin(), env_arguments.end());
+  }
+  options.argv.insert(options.argv.end(), {OmPath(), "--root", root});
   options.argv.insert(options.argv.end(), args.begin(), args.end());
   options.timeout = absl::Seconds(60);
   OmResult result;

@@ -96,6 +96,11 @@ struct OmResult {
 
 // Runs `om --root ROOT args...`.
 OmResult RunOm(const std::string& root, const std::vector<std::string>& args);
+// The same through env(1) with `env_arguments` first (e.g. "EDITOR=x", or "-u",
+// "EDITOR"), to run om in an environment of the test's choosing.
+OmResult RunOmWithEnvironment(const std::string& root,
+                              const std::vector<std::string>& env_arguments,
+                              const std::vector<std::string>& args);
 
 // A TCP connection to `target` ("a.b.c.d:port") from `source_ip`, non-blocking,
 // once its handshake has completed; UNAVAILABLE if it did not within `timeout`

@@ -45,29 +45,6 @@ std::vector<std::string> ListEtc(const std::string& root) {
   return names;
 }
 
-// `om --root ROOT args...` with `environment` ("NAME=value", or "-u NAME" pairs
-// for env(1)) set for it alone, through env(1): no shell.
-OmResult RunOmWithEnvironment(const std::string& root,
-                              const std::vector<std::string>& environment,
-                              const std::vector<std::string>& args) {
-  process::ProcessOptions options;
-  options.argv = {"/usr/bin/env"};
-  options.argv.insert(options.argv.end(), environment.begin(), environment.end());
-  options.argv.insert(options.argv.end(), {OmPath(), "--root", root});
-  options.argv.insert(options.argv.end(), args.begin(), args.end());
-  options.timeout = absl::Seconds(60);
-  OmResult result;
-  absl::StatusOr<process::ProcessResult> run = process::RunProcess(options);
-  if (!run.ok()) {
-    result.stderr_text = run.status().ToString();
-    return result;
-  }
-  result.exit_code = run->exit_code;
-  result.stdout_text = run->stdout_text;
-  result.stderr_text = run->stderr_text;
-  return result;
-}
-
 // An executable script in a fresh directory: the tests' editors.
 std::string WriteScript(const std::string& name, const std::string& body) {
   const std::string path = NewTempDir("editor") + "/" + name;
