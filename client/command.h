@@ -23,6 +23,9 @@ struct CommandContext {
   std::string server_node;  // the node name of that daemon, if known
   absl::Duration timeout;  // deadline of each call to the daemon
   std::string om_binary;  // this program, to run queued om commands
+  // The service of an `om <svcname> ...` command (client/service_commands.h);
+  // empty for the others.
+  std::string svcname;
 };
 
 struct Command {
@@ -35,6 +38,10 @@ struct Command {
   // flags (root, server, node, output, timeout, or Abseil's flagfile, help...),
   // which would let a queued action use it.
   std::vector<std::string> options;
+  // A service command that om runs itself, on this node (start, stop, print
+  // config...), rather than one that calls a daemon: with --node NAME (another
+  // node) or --server, om sends it to that daemon as a ServiceAction instead.
+  bool runs_locally = false;
 };
 
 // An option's name with '-' spelt '_' ("thread-id" -> "thread_id"): om's options

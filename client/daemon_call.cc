@@ -15,10 +15,15 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(
   if (!config.ok()) return config.status();
   AgentClient::Options options;
   // The local daemon through its control socket: it works whatever the TCP
-  // listener's state or address, and is never blacklisted.
+  // listener's state or address, and is never blacklisted. Another member named
+  // with --node alone is reached where node.conf says ([cluster] addr@NAME).
+  const bool other_member = context.server.empty() && !context.server_node.empty() &&
+                            context.server_node != config->node_name;
   absl::StatusOr<std::string> target =
-      context.server.empty() ? net::UnixTarget(config::ControlSocketPath(context.root))
-                             : absl::StatusOr<std::string>(context.server);
+      !context.server.empty() ? absl::StatusOr<std::string>(context.server)
+      : other_member          ? absl::StatusOr<std::string>(
+                                   config::PeerTarget(*config, context.server_node))
+                     : net::UnixTarget(config::ControlSocketPath(context.root));
   if (!target.ok()) return NotReachedLocally(context, target.status());
   options.target = *target;
   options.envelope = config::EnvelopeOptionsFor(*config);

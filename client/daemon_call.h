@@ -21,8 +21,9 @@
 namespace omd::client {
 
 // A client of the daemon of context.root's node.conf, through its control socket
-// (ROOT/var/omd.sock), or of the --server daemon over TCP; sealing as this node
-// with its secret.
+// (ROOT/var/omd.sock); of the --server daemon over TCP; or of the member that
+// --node names alone, over TCP to its [cluster] addr@NAME (or NAME:1214). Sealing
+// as this node with its secret.
 absl::StatusOr<std::unique_ptr<AgentClient>> ConnectToDaemon(const CommandContext& context);
 
 // UNAVAILABLE from the control socket, saying what to check.
@@ -37,7 +38,8 @@ absl::StatusOr<Reply> CallDaemon(const CommandContext& context, absl::string_vie
   if (!client.ok()) return client.status();
   absl::StatusOr<Reply> reply = (*client)->template Call<Reply>(method, request);
   result.node = (*client)->daemon_node();
-  if (absl::IsUnavailable(reply.status()) && context.server.empty()) {
+  if (absl::IsUnavailable(reply.status()) && context.server.empty() &&
+      (context.server_node.empty() || context.server_node == (*client)->daemon_node())) {
     return NotReachedLocally(context, reply.status());
   }
   return reply;

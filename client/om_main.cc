@@ -26,9 +26,10 @@ ABSL_FLAG(std::string, server, "",
           "Daemon address, host:port, instead of node.conf's [listener] addr and port.");
 ABSL_FLAG(std::string, node, "",
           "Node name of the daemon called, bound into each request so that it cannot "
-          "be replayed to another node. Default: this node without --server; any "
-          "node with --server. For om daemon join: the member to join through, NAME "
-          "(on port 1214) or HOST[:PORT].");
+          "be replayed to another node. Without --server, that member's daemon, "
+          "reached at node.conf's [cluster] addr@NAME (or NAME, port 1214). Default: "
+          "this node without --server; any node with --server. For om daemon join: "
+          "the member to join through, NAME (on port 1214) or HOST[:PORT].");
 ABSL_FLAG(std::string, output, "human",
           "human, or json: one document {\"status\": N, \"data\": ..., \"info\": [...], "
           "\"error\": [...]}.");
