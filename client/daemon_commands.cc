@@ -80,6 +80,11 @@ CommandResult Status(const CommandContext& context) {
   if (!config.reload_error().empty()) {
     absl::StrAppend(&result.text, "last reload failed: ", config.reload_error(), "\n");
   }
+  fields["node_monitor"] = MessageToValue(reply->node_monitor());
+  absl::StrAppend(&result.text, "node ",
+                  reply->node_monitor().frozen()
+                      ? "frozen: the monitor takes no action on its services\n"
+                      : "thawed\n");
   // The listener's counters under their proto field names, as numbers (proto3's
   // JSON mapping would write 64-bit integers as strings).
   const v1::ListenerStatus& listener = reply->listener();

@@ -12,7 +12,7 @@ namespace omd::client {
 // Service commands: their words follow `om <svcname>`, and they read
 // CommandContext::svcname.
 std::vector<Command> ServiceMonitorCommands();
-// `om node freeze`, `om node thaw`, `om node print monitor`.
+// `om node freeze`, `om node thaw`.
 std::vector<Command> NodeMonitorCommands();
 
 }  // namespace omd::client

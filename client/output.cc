@@ -60,6 +60,20 @@ google::protobuf::Value StringList(const std::vector<std::string>& items) {
 
 }  // namespace
 
+google::protobuf::Value MessageToValue(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  google::protobuf::Value value;
+  // Printing a message and parsing JSON into a Value cannot fail for a valid
+  // message; an empty value says so if it ever did.
+  if (google::protobuf::util::MessageToJsonString(message, &json, options).ok()) {
+    (void)google::protobuf::util::JsonStringToMessage(json, &value);
+  }
+  return value;
+}
+
 std::string RenderJson(const google::protobuf::Value& value) {
   std::string out;
   Render(value, out);

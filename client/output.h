@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "google/protobuf/message.h"
 #include "google/protobuf/struct.pb.h"
 
 namespace omd::client {
@@ -27,6 +28,10 @@ struct CommandResult {
 };
 
 std::string RenderJson(const google::protobuf::Value& value);
+
+// A message as a JSON value, its fields under their proto names: a reply's data
+// as it is (protobuf's JSON mapping; 64-bit integers are strings).
+google::protobuf::Value MessageToValue(const google::protobuf::Message& message);
 
 // The whole JSON document of a result, ending with a newline.
 std::string RenderJsonDocument(const CommandResult& result);

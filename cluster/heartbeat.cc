@@ -27,6 +27,7 @@ std::vector<std::string> Heartbeat::Announce(NodeState state, absl::Duration bou
   const std::shared_ptr<const config::NodeConfig> config = config_();
   v1::AnnounceStateRequest request;
   request.set_state(std::string(NodeStateName(state)));
+  if (options_.describe) options_.describe(&request);
   sync::Mutex mutex;
   std::vector<std::string> acknowledged;
   std::vector<std::thread> calls;

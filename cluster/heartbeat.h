@@ -22,6 +22,7 @@
 #include "cluster/node_states.h"
 #include "cluster/peers.h"
 #include "config/node_config.h"
+#include "proto/omd.pb.h"
 
 namespace omd::cluster {
 
@@ -31,6 +32,9 @@ class Heartbeat {
     absl::Duration interval = absl::Seconds(2);
     // Of each call. Short: a stop waits for the round in flight.
     absl::Duration timeout = absl::Milliseconds(500);
+    // Adds what else each announcement tells (this node's monitors); may be
+    // empty.
+    std::function<void(v1::AnnounceStateRequest*)> describe;
   };
 
   // `config` returns the configuration in use (its members, this node's name).

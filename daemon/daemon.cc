@@ -17,6 +17,7 @@
 #include "config/node_config.h"
 #include "google/protobuf/stubs/logging.h"
 #include "log/log.h"
+#include "monitor/monitor_handlers.h"
 #include "net/address.h"
 #include "process/subprocess.h"
 #include "rpc/peer.h"
@@ -171,8 +172,26 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   daemon->peers_ = std::make_unique<cluster::Peers>(cluster::Peers::Options());
   daemon->peers_->SetConfig(node);
   daemon->node_states_ = std::make_unique<cluster::NodeStates>(cluster::NodeStates::Options());
+  // --- monitor/: the node's and the instances' monitors, told around by the
+  // heartbeats. ---
+  monitor::Monitor::Options monitor;
+  monitor.root = options.root;
+  monitor.interval = options.monitor_interval;
+  monitor.announce = [self] {
+    (void)self->heartbeat_->AnnounceToLiveMembers(cluster::NodeState::kUp,
+                                                  self->options_.heartbeat.timeout);
+  };
+  daemon->monitor_ = std::make_unique<monitor::Monitor>(
+      std::move(monitor), [self] { return self->reloader_->config(); },
+      [self](absl::string_view node) {
+        return self->node_states_->Get(node).state == cluster::NodeState::kUp;
+      });
+  cluster::Heartbeat::Options heartbeat = options.heartbeat;
+  heartbeat.describe = [self](v1::AnnounceStateRequest* request) {
+    self->monitor_->Describe(request);
+  };
   daemon->heartbeat_ = std::make_unique<cluster::Heartbeat>(
-      options.heartbeat, daemon->peers_.get(), daemon->node_states_.get(),
+      std::move(heartbeat), daemon->peers_.get(), daemon->node_states_.get(),
       [self] { return self->reloader_->config(); });
   ConfigReloader::Options reloader;
   reloader.root = options.root;
@@ -183,7 +202,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   absl::Status added = server::AddListenerHandlers(
       daemon->gate_.get(), daemon->dequeue_runner_.get(), &daemon->handlers_);
   if (added.ok()) added = AddDaemonHandlers(self, &daemon->handlers_);
-  if (added.ok()) added = cluster::AddStateHandlers(daemon->node_states_.get(), &daemon->handlers_);
+  if (added.ok()) {
+    added = cluster::AddStateHandlers(
+        daemon->node_states_.get(), &daemon->handlers_,
+        [self](absl::string_view node, const v1::AnnounceStateRequest& request) {
+          self->monitor_->OnPeerAnnounce(node, request);
+        });
+  }
+  if (added.ok()) added = monitor::AddMonitorHandlers(daemon->monitor_.get(), &daemon->handlers_);
   if (!added.ok()) return added;
 
   // --- cluster/: the cluster-wide lock, join and leave (on peers_). ---
@@ -226,6 +252,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   });
   daemon->supervisor_.Add("heartbeat", [self](const StopSignal& stop) {
     return self->heartbeat_->Run([&stop](absl::Duration d) { return stop.WaitFor(d); });
+  });
+  daemon->supervisor_.Add("monitor", [self](const StopSignal& stop) {
+    return self->monitor_->Run([&stop](absl::Duration d) { return stop.WaitFor(d); });
   });
   daemon->supervisor_.Add("listener", [self](const StopSignal& stop) {
     return self->listener_->Run([&stop](absl::Duration d) { return stop.WaitFor(d); });
@@ -326,6 +355,7 @@ v1::DaemonStatusReply Daemon::Status() const {
   listener->set_control_refused(stats.control_refused);
   listener->set_rebuilds(listener_->rebuilds());
   listener->set_shedding_outsiders(listener_->shedding_outsiders());
+  *reply.mutable_node_monitor() = monitor_->Node();
   return reply;
 }
 
@@ -353,10 +383,16 @@ void Daemon::Stop(StopKind kind) {
     stopped_ = true;
     if (!stop_requested_.has_value()) stop_requested_ = kind;
   }
-  if (kind == StopKind::kShutdown) {
-    // The local service instances' stop action comes here once services exist;
-    // until then there is nothing to stop.
-    OMD_LOG(INFO, "shutdown: no local service instance to stop");
+  // The monitor first: no action starts after this, and the ones under way end
+  // (their process groups terminated). A stop leaves the instances as they are;
+  // a shutdown stops them, while the peers can still hear of it.
+  if (started_) (void)supervisor_.Stop("monitor");
+  if (monitor_ != nullptr) monitor_->Stop();
+  if (kind == StopKind::kShutdown && monitor_ != nullptr) {
+    const std::vector<std::string> stopped =
+        monitor_->StopLocalInstances(options_.shutdown_instance_bound);
+    if (stopped.empty()) OMD_LOG(INFO, "shutdown: no local service instance to stop");
+    for (const std::string& line : stopped) OMD_LOG(INFO, "shutdown: %s", line);
   }
   // Health first, so that whoever watches it stops sending; the members hear
   // of the maintenance (an unreachable one delays nothing past the bound); the

@@ -3,7 +3,8 @@
 // reflection, and its supervised threads (daemon/supervisor.h): "listener" (the
 // TCP port, its probe and memory watch), "reloader" (node.conf), "housekeeper"
 // (the replay journal, refusal summaries, banned sources), "heartbeat" (this
-// node's state to the members, cluster/heartbeat.h).
+// node's state to the members, cluster/heartbeat.h), "monitor" (the service
+// instances, monitor/monitor.h).
 //
 //   Daemon::Options options;
 //   options.root = "/var/lib/omd";
@@ -34,6 +35,7 @@
 #include "daemon/config_reloader.h"
 #include "daemon/daemon_handlers.h"
 #include "daemon/supervisor.h"
+#include "monitor/monitor.h"
 #include "server/address_book.h"
 #include "server/blacklist.h"
 #include "server/dequeue_runner.h"
@@ -66,6 +68,10 @@ class Daemon final : public DaemonControl {
     // How long a stop waits at most for the members to hear of the maintenance.
     absl::Duration maintenance_announce_bound = absl::Seconds(2);
     cluster::Heartbeat::Options heartbeat;
+    // Between two rounds of the monitor's checks.
+    absl::Duration monitor_interval = absl::Seconds(2);
+    // How long a shutdown waits for each instance's lock (an action under way).
+    absl::Duration shutdown_instance_bound = absl::Seconds(30);
     // Benchmarks only (tools/bench): envelopes carry their plaintext.
     bool unencrypted_for_benchmark = false;
   };
@@ -127,6 +133,8 @@ class Daemon final : public DaemonControl {
   std::unique_ptr<cluster::Peers> peers_;
   std::unique_ptr<cluster::NodeStates> node_states_;
   std::unique_ptr<cluster::Heartbeat> heartbeat_;
+  // monitor/: after heartbeat_, which tells its states, so it goes first.
+  std::unique_ptr<monitor::Monitor> monitor_;
   // cluster/: this node's part of the cluster-wide lock, and the membership
   // changes (join, leave) that use it and peers_; after them, so that the
   // membership goes first.

@@ -23,6 +23,8 @@ ABSL_FLAG(absl::Duration, dequeue_timeout, absl::Minutes(10),
           "Longest a dequeue run may take before it is killed.");
 ABSL_FLAG(int64_t, max_request_bytes, 64 << 10,
           "Largest request accepted; larger ones get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(absl::Duration, monitor_interval, absl::Seconds(2),
+          "Between two rounds of the service monitor's checks (100ms to 1h).");
 
 namespace {
 
@@ -46,6 +48,12 @@ int Run() {
     return EXIT_FAILURE;
   }
   options.max_request_bytes = static_cast<size_t>(max_request_bytes);
+  options.monitor_interval = absl::GetFlag(FLAGS_monitor_interval);
+  if (options.monitor_interval < absl::Milliseconds(100) ||
+      options.monitor_interval > absl::Hours(1)) {
+    OMD_LOG(ERROR, "--monitor_interval must be between 100ms and 1h");
+    return EXIT_FAILURE;
+  }
 
   absl::StatusOr<std::unique_ptr<omd::daemon::Daemon>> daemon =
       omd::daemon::Daemon::Start(options);
