@@ -13,6 +13,7 @@
 #ifndef OMD_SERVICE_INSTANCE_H_
 #define OMD_SERVICE_INSTANCE_H_
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "absl/time/time.h"
 #include "process/subprocess.h"
 #include "service/service_config.h"
+#include "service/service_log.h"
 
 namespace omd::service {
 
@@ -71,6 +73,8 @@ class InstanceRunner {
     std::string root;
     // Ends a run early (daemon stop); may be null.
     const process::Cancellation* cancellation = nullptr;
+    // Also gets every record the runner logs (om prints them); may be empty.
+    std::function<void(LogLevel, absl::string_view)> echo;
   };
 
   explicit InstanceRunner(Options options);

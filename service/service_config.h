@@ -61,6 +61,14 @@ struct ServiceConfig {
 // INVALID_ARGUMENT saying so otherwise.
 absl::Status ValidateServiceName(absl::string_view name);
 
+// An argument list's words, as the file writes them (see above).
+// INVALID_ARGUMENT for an unterminated quote.
+absl::StatusOr<std::vector<std::string>> SplitArguments(absl::string_view text);
+
+// The words written back so that SplitArguments reads them again: a word that
+// is empty or holds a space, tab, quote or backslash is quoted.
+std::string JoinArguments(const std::vector<std::string>& words);
+
 // DIR/etc/<svcname>.conf; the name must be valid.
 std::string ServiceConfigPath(absl::string_view root, absl::string_view name);
 
