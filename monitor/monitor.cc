@@ -18,8 +18,6 @@ namespace {
 // under the daemon's request size cap.
 constexpr int kMaxAnnouncedInstances = 200;
 
-int64_t ToUnixMillis(absl::Time time) { return absl::ToUnixMillis(time); }
-
 v1::InstanceMonitor NewInstance(const std::string& svcname, const std::string& node) {
   v1::InstanceMonitor instance;
   instance.set_svcname(svcname);
@@ -230,7 +228,10 @@ void Monitor::Evaluate(const std::string& svcname, const service::ServiceConfig&
   absl::StatusOr<service::InstanceLock> instance_lock =
       service::InstanceLock::Acquire(options_.root, svcname, absl::ZeroDuration());
   if (!instance_lock.ok()) return;
-  const service::InstanceRunner runner({options_.root, &cancellation_});
+  service::InstanceRunner::Options run;
+  run.root = options_.root;
+  run.cancellation = &cancellation_;
+  const service::InstanceRunner runner(run);
   const service::InstanceStatus checked = runner.Check(config);
   if (cancellation_.cancelled()) return;
 
@@ -256,7 +257,7 @@ void Monitor::Evaluate(const std::string& svcname, const service::ServiceConfig&
       }
     }
     instance.set_avail(std::string(service::AvailName(checked.avail)));
-    instance.set_checked_unix_ms(ToUnixMillis(absl::Now()));
+    instance.set_checked_unix_ms(absl::ToUnixMillis(absl::Now()));
 
     plan = Decide(instance, config, local, node_.frozen(), PeersOf(svcname));
     if (plan.frozen.has_value()) instance.set_frozen(*plan.frozen);
@@ -586,7 +587,9 @@ void Monitor::OnPeerAnnounce(absl::string_view node, const v1::AnnounceStateRequ
 
 std::vector<std::string> Monitor::StopLocalInstances(absl::Duration bound) {
   std::vector<std::string> lines;
-  const service::InstanceRunner runner({options_.root, nullptr});
+  service::InstanceRunner::Options run;
+  run.root = options_.root;
+  const service::InstanceRunner runner(run);
   for (const auto& [svcname, config] : RefreshServices()) {
     absl::StatusOr<service::InstanceLock> instance_lock =
         service::InstanceLock::Acquire(options_.root, svcname, bound);

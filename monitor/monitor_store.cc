@@ -35,9 +35,9 @@ absl::Status Save(const std::string& directory, const std::string& path,
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
-  if (absl::Status printed = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (auto printed = google::protobuf::util::MessageToJsonString(message, &json, options);
       !printed.ok()) {
-    return absl::InternalError(absl::StrCat("cannot encode ", path, ": ", printed.message()));
+    return absl::InternalError(absl::StrCat("cannot encode ", path, ": ", std::string(printed.message())));
   }
   if (absl::Status made = config::MakeDirectories(directory, 0700); !made.ok()) return made;
   return config::WriteFileAtomically(path, json, 0600);
@@ -48,9 +48,9 @@ absl::Status Load(const std::string& path, google::protobuf::Message* message) {
   if (!json.ok()) return json.status();
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // a newer daemon's state
-  if (absl::Status parsed = google::protobuf::util::JsonStringToMessage(*json, message, options);
+  if (auto parsed = google::protobuf::util::JsonStringToMessage(*json, message, options);
       !parsed.ok()) {
-    return absl::DataLossError(absl::StrCat(path, " does not read: ", parsed.message()));
+    return absl::DataLossError(absl::StrCat(path, " does not read: ", std::string(parsed.message())));
   }
   return absl::OkStatus();
 }

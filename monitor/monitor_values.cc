@@ -46,7 +46,7 @@ absl::Status CheckServiceLocalExpect(absl::string_view local_expect) {
 }
 
 absl::Status CheckGlobalExpect(absl::string_view global_expect) {
-  constexpr std::initializer_list<absl::string_view> kSupported = {
+  const std::initializer_list<absl::string_view> kSupported = {
       kStarted, kStopped, kFrozen, kThawed, kUnset};
   if (OneOf(global_expect, kSupported)) return absl::OkStatus();
   if (OneOf(global_expect, {"deleted", "purged", "provisioned", "unprovisioned",
