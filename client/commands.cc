@@ -19,6 +19,7 @@
 #include "client/daemon_call.h"
 #include "client/daemon_commands.h"
 #include "client/node_commands.h"
+#include "client/service_commands.h"
 #include "config/quote.h"
 #include "process/subprocess.h"
 #include "proto/omd.pb.h"
@@ -150,7 +151,7 @@ const std::vector<Command>& Commands() {
             DequeueActionsCommand),
     };
     for (std::vector<Command> (*more)() :
-         {DaemonCommands, ClusterCommands, NodeCommands}) {
+         {DaemonCommands, ClusterCommands, NodeCommands, SvcCommands}) {
       for (Command& command : more()) all->push_back(std::move(command));
     }
     return all;
@@ -174,6 +175,13 @@ const Command* FindCommand(absl::Span<const Command> commands,
     }
   }
   return nullptr;
+}
+
+bool IsServiceCommandLine(absl::Span<const std::string> argv) {
+  if (argv.empty()) return false;
+  return std::none_of(Commands().begin(), Commands().end(), [&](const Command& command) {
+    return command.words.front() == argv.front();
+  });
 }
 
 absl::Status CheckQueuedAction(absl::Span<const std::string> action) {
@@ -221,7 +229,7 @@ std::string CommandList() {
     absl::StrAppendFormat(&list, "  om %-26s %s\n", absl::StrJoin(command.words, " "),
                           command.summary);
   }
-  return list;
+  return list + ServiceCommandList();
 }
 
 }  // namespace omd::client

@@ -24,6 +24,10 @@ const Command* FindCommand(absl::Span<const Command> commands,
                            absl::Span<const std::string> argv,
                            std::vector<std::string>* arguments);
 
+// Whether argv is `om <svcname> <words...>` (client/service_commands.h): its
+// first word is no first word of Commands() (daemon, node, svc).
+bool IsServiceCommandLine(absl::Span<const std::string> argv);
+
 // Whether `action`, the arguments of a queued action, may be run as
 // `om --root ROOT <action...>` (DequeueOptions::check_action): it must start
 // with the words of one of `commands` (default: Commands()), and every later
@@ -36,7 +40,8 @@ absl::Status CheckQueuedAction(absl::Span<const std::string> action);
 absl::Status CheckQueuedAction(absl::Span<const Command> commands,
                                absl::Span<const std::string> action);
 
-// "  daemon blacklist status    Counts of ..." lines, for --help and errors.
+// "  daemon blacklist status    Counts of ..." lines, for --help and errors; the
+// service commands last, as "  om <svcname> start ...".
 std::string CommandList();
 
 }  // namespace omd::client

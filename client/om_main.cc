@@ -19,6 +19,7 @@
 #include "client/command.h"
 #include "client/commands.h"
 #include "client/output.h"
+#include "client/service_commands.h"
 #include "process/subprocess.h"
 
 ABSL_FLAG(std::string, root, "./var/omd", "The node's root directory: ROOT/etc/node.conf.");
@@ -88,22 +89,24 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
   } else if (absl::GetFlag(FLAGS_timeout) <= absl::ZeroDuration()) {
     result.status = absl::InvalidArgumentError("--timeout must be positive");
   } else {
+    omd::client::CommandContext context;
+    context.root = absl::GetFlag(FLAGS_root);
+    context.server = absl::GetFlag(FLAGS_server);
+    context.server_node = absl::GetFlag(FLAGS_node);
+    context.timeout = absl::GetFlag(FLAGS_timeout);
+    context.om_binary = omd::process::CurrentExecutablePath();
+    if (context.om_binary.empty()) context.om_binary = argv0;
     std::vector<std::string> arguments;
     const omd::client::Command* command = omd::client::FindCommand(argv, &arguments);
-    if (command == nullptr) {
+    if (command != nullptr) {
+      result = command->run(context, arguments);
+    } else if (omd::client::IsServiceCommandLine(argv)) {
+      result = omd::client::RunServiceCommand(context, argv);
+    } else {
       result.status = absl::InvalidArgumentError(absl::StrCat(
           argv.empty() ? "no command given"
                        : absl::StrCat("unknown command \"", absl::StrJoin(argv, " "), "\""),
           "; commands:\n", omd::client::CommandList()));
-    } else {
-      omd::client::CommandContext context;
-      context.root = absl::GetFlag(FLAGS_root);
-      context.server = absl::GetFlag(FLAGS_server);
-      context.server_node = absl::GetFlag(FLAGS_node);
-      context.timeout = absl::GetFlag(FLAGS_timeout);
-      context.om_binary = omd::process::CurrentExecutablePath();
-      if (context.om_binary.empty()) context.om_binary = argv0;
-      result = command->run(context, arguments);
     }
   }
   if (output == "json") {
@@ -121,7 +124,7 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(absl::StrCat(
       "The omd command line.\n\nUsage: om [--root DIR] [--server HOST:PORT [--node NAME]] "
-      "[--output human|json] <command...>\n\nCommands:\n",
+      "[--output human|json] <command...>\n       om [options] <svcname> <service command...>\n\nCommands:\n",
       omd::client::CommandList(),
       "\nExit status: 0 on success, else the gRPC status code (e.g. 16 "
       "UNAUTHENTICATED, 7 PERMISSION_DENIED, 14 UNAVAILABLE)."));

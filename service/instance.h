@@ -74,7 +74,7 @@ class InstanceRunner {
     // Ends a run early (daemon stop); may be null.
     const process::Cancellation* cancellation = nullptr;
     // Also gets every record the runner logs (om prints them); may be empty.
-    std::function<void(LogLevel, absl::string_view)> echo;
+    std::function<void(LogLevel, absl::string_view)> echo = nullptr;
   };
 
   explicit InstanceRunner(Options options);
