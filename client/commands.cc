@@ -18,6 +18,7 @@
 #include "client/cluster_commands.h"
 #include "client/daemon_call.h"
 #include "client/daemon_commands.h"
+#include "client/monitor_commands.h"
 #include "client/node_commands.h"
 #include "client/service_commands.h"
 #include "config/quote.h"
@@ -151,7 +152,7 @@ const std::vector<Command>& Commands() {
             DequeueActionsCommand),
     };
     for (std::vector<Command> (*more)() :
-         {DaemonCommands, ClusterCommands, NodeCommands, SvcCommands}) {
+         {DaemonCommands, ClusterCommands, NodeCommands, NodeMonitorCommands, SvcCommands}) {
       for (Command& command : more()) all->push_back(std::move(command));
     }
     return all;

@@ -45,16 +45,7 @@ CommandResult SetMonitor(const CommandContext& context, absl::Span<const std::st
   const std::optional<std::string> status = absl::GetFlag(FLAGS_status);
   const std::optional<std::string> local_expect = absl::GetFlag(FLAGS_local_expect);
   const std::optional<std::string> global_expect = absl::GetFlag(FLAGS_global_expect);
-  // An empty value would mean "unchanged" to the daemon: say so rather than do
-  // nothing.
-  for (const auto& [name, value] : {std::pair{"--status", &status},
-                                    std::pair{"--local-expect", &local_expect},
-                                    std::pair{"--global-expect", &global_expect}}) {
-    if (value->has_value() && (*value)->empty()) {
-      result.status = absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
-      return result;
-    }
-  }
+  // An empty value parses as no value (Abseil's optional flags): nothing to set.
   if (!status && !local_expect && !global_expect && !absl::GetFlag(FLAGS_reset_retries)) {
     result.status = absl::InvalidArgumentError(
         "nothing to set: give --status, --local-expect, --global-expect or --reset-retries");
@@ -156,17 +147,24 @@ CommandResult Thaw(const CommandContext& context) { return SetNodeMonitor(contex
 }  // namespace
 
 std::vector<Command> ServiceMonitorCommands() {
+  // Calls to a daemon (runs_locally false): --node sends them to that node's.
+  const auto daemon_call = [](std::vector<std::string> words, std::string summary,
+                              decltype(Command::run) run, std::vector<std::string> options) {
+    Command command{std::move(words), std::move(summary), std::move(run), std::move(options)};
+    command.runs_locally = false;
+    return command;
+  };
   return {
-      Command{{"set", "monitor"},
-              "Set the instance monitor: --status, --local-expect, --global-expect, "
-              "--reset-retries.",
-              SetMonitor,
-              {"status", "local_expect", "global_expect", "reset_retries"}},
-      Command{{"print", "monitor"},
-              "The instance monitors (this node's and the others'), resources, restarts.",
-              PrintMonitor},
-      Command{{"clear"},
-              "Back to idle from start failed or stop failed; restart counts reset.", Clear},
+      daemon_call({"set", "monitor"},
+                  "Set the instance monitor: --status, --local-expect, --global-expect, "
+                  "--reset-retries.",
+                  SetMonitor, {"status", "local_expect", "global_expect", "reset_retries"}),
+      daemon_call({"print", "monitor"},
+                  "The instance monitors (this node's and the others'), resources, restarts.",
+                  PrintMonitor, {}),
+      daemon_call({"clear"},
+                  "Back to idle from start failed or stop failed; restart counts reset.", Clear,
+                  {}),
   };
 }
 

@@ -22,6 +22,7 @@
 #include "process/subprocess.h"
 #include "rpc/peer.h"
 #include "server/agent_service.h"
+#include "service/service_handlers.h"
 #include "server/listener_handlers.h"
 
 namespace omd::daemon {
@@ -177,6 +178,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   monitor::Monitor::Options monitor;
   monitor.root = options.root;
   monitor.interval = options.monitor_interval;
+  monitor.settle = 3 * options.heartbeat.interval;
   monitor.announce = [self] {
     (void)self->heartbeat_->AnnounceToLiveMembers(cluster::NodeState::kUp,
                                                   self->options_.heartbeat.timeout);
@@ -210,6 +212,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
         });
   }
   if (added.ok()) added = monitor::AddMonitorHandlers(daemon->monitor_.get(), &daemon->handlers_);
+  if (added.ok()) added = service::AddServiceHandlers(options.root, &daemon->handlers_);
   if (!added.ok()) return added;
 
   // --- cluster/: the cluster-wide lock, join and leave (on peers_). ---

@@ -211,16 +211,36 @@ void Monitor::WorkerLoop() {
   }
 }
 
-PeerInstances Monitor::PeersOf(const std::string& svcname) const {
+PeerInstances Monitor::PeersOf(const service::ServiceConfig& config,
+                               const v1::InstanceMonitor& local) const {
   PeerInstances peers;
-  for (const auto& [node, peer] : peers_) {
-    if (!node_is_up_(node)) continue;
-    auto instance = peer.instances.find(svcname);
-    if (instance == peer.instances.end()) continue;
-    peers.instances[node] = instance->second;
-    peers.node_frozen[node] = peer.node.frozen();
+  auto changed = global_expect_changed_.find(config.name);
+  const bool recent = changed != global_expect_changed_.end() &&
+                      absl::Now() - changed->second < options_.settle;
+  for (const std::string& node : config.nodes) {
+    if (node == local.nodename() || !node_is_up_(node)) continue;
+    const auto peer = peers_.find(node);
+    const v1::InstanceMonitor* instance = nullptr;
+    if (peer != peers_.end()) {
+      if (auto found = peer->second.instances.find(config.name);
+          found != peer->second.instances.end()) {
+        instance = &found->second;
+      }
+    }
+    if (recent && (instance == nullptr ||
+                   instance->global_expect_version() < local.global_expect_version())) {
+      peers.waiting_for.insert(node);
+    }
+    if (instance == nullptr) continue;
+    peers.instances[node] = *instance;
+    peers.node_frozen[node] = peer->second.node.frozen();
   }
   return peers;
+}
+
+void Monitor::GlobalExpectChanged(const v1::InstanceMonitor& instance) {
+  global_expect_changed_[instance.svcname()] = absl::Now();
+  announce_ = true;
 }
 
 void Monitor::Evaluate(const std::string& svcname, const service::ServiceConfig& config) {
@@ -236,7 +256,7 @@ void Monitor::Evaluate(const std::string& svcname, const service::ServiceConfig&
   if (cancellation_.cancelled()) return;
 
   const std::string local = LocalNode();
-  std::vector<std::string> changes;
+  std::vector<std::pair<service::LogLevel, std::string>> changes;  // for the service's log
   Plan plan;
   {
     sync::MutexLock lock(&mutex_);
@@ -250,8 +270,11 @@ void Monitor::Evaluate(const std::string& svcname, const service::ServiceConfig&
         if (status.id != resource.id()) continue;
         const std::string state(service::AvailName(status.avail));
         if (state != resource.state()) {
-          changes.push_back(absl::StrCat(resource.id(), " is ", state,
-                                         status.detail.empty() ? "" : ": ", status.detail));
+          changes.emplace_back(
+              status.avail == service::Avail::kDown ? service::LogLevel::kWarning
+                                                    : service::LogLevel::kInfo,
+              absl::StrCat(resource.id(), " is ", state, status.detail.empty() ? "" : ": ",
+                           status.detail));
         }
         resource.set_state(state);
       }
@@ -259,15 +282,16 @@ void Monitor::Evaluate(const std::string& svcname, const service::ServiceConfig&
     instance.set_avail(std::string(service::AvailName(checked.avail)));
     instance.set_checked_unix_ms(absl::ToUnixMillis(absl::Now()));
 
-    plan = Decide(instance, config, local, node_.frozen(), PeersOf(svcname));
+    plan = Decide(instance, config, local, node_.frozen(), PeersOf(config, instance));
     if (plan.frozen.has_value()) instance.set_frozen(*plan.frozen);
     if (plan.local_expect.has_value()) instance.set_local_expect(*plan.local_expect);
     if (plan.clear_global_expect) {
-      changes.push_back(absl::StrCat("global_expect ", instance.global_expect(),
-                                     " reached: unset"));
+      changes.emplace_back(service::LogLevel::kInfo,
+                           absl::StrCat("global_expect ", instance.global_expect(),
+                                        " reached: unset"));
       instance.set_global_expect(std::string(kUnset));
       instance.set_global_expect_version(instance.global_expect_version() + 1);
-      announce_ = true;
+      GlobalExpectChanged(instance);
     }
     switch (plan.action) {
       case Plan::Action::kNone:
@@ -307,9 +331,8 @@ void Monitor::Evaluate(const std::string& svcname, const service::ServiceConfig&
     previous.set_checked_unix_ms(0);
     if (unchecked.SerializeAsString() != previous.SerializeAsString()) SaveLocked(instance);
   }
-  for (const std::string& change : changes) {
-    LogToService(options_.root, svcname, service::LogLevel::kInfo,
-                 absl::StrCat("monitor: ", change));
+  for (const auto& [level, change] : changes) {
+    LogToService(options_.root, svcname, level, absl::StrCat("monitor: ", change));
   }
   if (!plan.why.empty()) {
     const bool gave_up = plan.action == Plan::Action::kGiveUpStart ||
@@ -404,7 +427,7 @@ absl::StatusOr<v1::GetServiceMonitorReply> Monitor::GetService(absl::string_view
     *reply.mutable_instance() = NewInstance(config->name, LocalNode());
     MatchResources(*config, *reply.mutable_instance());
   }
-  for (const auto& [node, instance] : PeersOf(config->name).instances) {
+  for (const auto& [node, instance] : PeersOf(*config, reply.instance()).instances) {
     *reply.add_peers() = instance;
   }
   *reply.mutable_node() = node_;
@@ -461,7 +484,7 @@ absl::StatusOr<std::vector<std::string>> Monitor::SetService(
       }
     }
     changed.set_global_expect_version(highest + 1);
-    announce_ = true;
+    GlobalExpectChanged(changed);
   }
   if (request.reset_retries()) ResetRestarts(changed);
   if (changed.SerializeAsString() != instance.SerializeAsString()) {
@@ -576,6 +599,7 @@ void Monitor::OnPeerAnnounce(absl::string_view node, const v1::AnnounceStateRequ
       }
       local->second.set_global_expect(kept.global_expect());
       local->second.set_global_expect_version(kept.global_expect_version());
+      GlobalExpectChanged(local->second);
       SaveLocked(local->second);
       Wake();
     }

@@ -62,6 +62,11 @@ class Monitor {
     // Tells the peers at once (a heartbeat round) after a global_expect
     // changed here; may be empty.
     std::function<void()> announce;
+    // How long after a global_expect setting this node waits for the service's
+    // nodes that are up to tell of it (orchestration.h, waiting_for): a few
+    // heartbeat intervals. Past it, a node that has not told is taken to have
+    // no instance of the service.
+    absl::Duration settle = absl::Seconds(6);
   };
 
   Monitor(Options options,
@@ -118,7 +123,13 @@ class Monitor {
   // it ended.
   void Act(const std::string& svcname, const service::ServiceConfig& config, const Plan& plan,
            const service::InstanceLock& instance_lock, const service::InstanceRunner& runner);
-  PeerInstances PeersOf(const std::string& svcname) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The service's peers' instances, for a decision about `local`.
+  PeerInstances PeersOf(const service::ServiceConfig& config,
+                        const v1::InstanceMonitor& local) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Records that `instance`'s global_expect setting changed on this node now.
+  void GlobalExpectChanged(const v1::InstanceMonitor& instance)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The config of a service with an instance here: INVALID_ARGUMENT (name),
   // NOT_FOUND (no such service, or not on this node), FAILED_PRECONDITION (its
   // file does not load).
@@ -140,6 +151,9 @@ class Monitor {
   v1::NodeMonitor node_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, v1::InstanceMonitor> instances_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, Peer> peers_ ABSL_GUARDED_BY(mutex_);
+  // When each instance's global_expect setting last changed here (in memory:
+  // after a restart, every setting is old).
+  std::map<std::string, absl::Time> global_expect_changed_ ABSL_GUARDED_BY(mutex_);
   // Instances queued or being evaluated, and the queue.
   std::set<std::string> busy_ ABSL_GUARDED_BY(mutex_);
   std::deque<std::pair<std::string, service::ServiceConfig>> queue_ ABSL_GUARDED_BY(mutex_);

@@ -66,6 +66,8 @@ bool PlanGlobalExpect(const v1::InstanceMonitor& instance,
                       bool node_frozen, const PeerInstances& peers, Plan& plan) {
   const std::string& target = instance.global_expect();
   if (target.empty() || target == kUnset) return false;
+  // A node that has not heard yet may be the one to start it, or be up.
+  const bool everyone_told = peers.waiting_for.empty();
   if (target == kFrozen || target == kThawed) {
     const bool frozen = target == kFrozen;
     if (instance.frozen() != frozen) {
@@ -74,7 +76,7 @@ bool PlanGlobalExpect(const v1::InstanceMonitor& instance,
     }
     v1::InstanceMonitor after = instance;
     after.set_frozen(frozen);
-    if (AllInstances(after, peers, [&](const v1::InstanceMonitor& each) {
+    if (everyone_told && AllInstances(after, peers, [&](const v1::InstanceMonitor& each) {
           return each.frozen() == frozen;
         })) {
       plan.clear_global_expect = true;
@@ -90,7 +92,7 @@ bool PlanGlobalExpect(const v1::InstanceMonitor& instance,
       plan.action = Plan::Action::kStop;
       plan.why = "global_expect stopped: stopping the instance";
     }
-    if (AllInstances(instance, peers, [](const v1::InstanceMonitor& each) {
+    if (everyone_told && AllInstances(instance, peers, [](const v1::InstanceMonitor& each) {
           return IsDown(each.avail());
         })) {
       plan.clear_global_expect = true;
@@ -105,7 +107,7 @@ bool PlanGlobalExpect(const v1::InstanceMonitor& instance,
       plan.action = Plan::Action::kStart;
       plan.why = "global_expect started (flex): starting the instance";
     }
-    if (AllInstances(instance, peers, [](const v1::InstanceMonitor& each) {
+    if (everyone_told && AllInstances(instance, peers, [](const v1::InstanceMonitor& each) {
           return IsUp(each.avail());
         })) {
       plan.clear_global_expect = true;
@@ -115,10 +117,10 @@ bool PlanGlobalExpect(const v1::InstanceMonitor& instance,
   bool up_somewhere = local_up;
   for (const auto& [node, peer] : peers.instances) up_somewhere |= IsUp(peer.avail());
   if (up_somewhere) {
-    plan.clear_global_expect = true;
+    plan.clear_global_expect = everyone_told;
     return true;
   }
-  if (may_act && FailoverNode(instance, config, local_node, node_frozen, peers) == local_node) {
+  if (may_act && everyone_told && FailoverNode(instance, config, local_node, node_frozen, peers) == local_node) {
     plan.action = Plan::Action::kStart;
     plan.why = "global_expect started (failover): starting the instance here";
   }
@@ -130,6 +132,7 @@ void PlanLocalExpect(const v1::InstanceMonitor& instance, const service::Service
   const std::string& expect = plan.local_expect.value_or(instance.local_expect());
   if (expect != kStarted && expect != kStopped) return;
   const bool keep_started = expect == kStarted;
+  std::vector<std::string> attempts;  // "app#1 (2 of 3)"
   for (const v1::ResourceMonitor& resource : instance.resources()) {
     const bool wrong = keep_started ? resource.state() == "down" : resource.state() == "up";
     if (!wrong) continue;
@@ -148,12 +151,14 @@ void PlanLocalExpect(const v1::InstanceMonitor& instance, const service::Service
       return;
     }
     plan.resources.push_back(resource.id());
+    attempts.push_back(absl::StrCat(resource.id(), " (", resource.restarts() + 1, " of ",
+                                    allowed, ")"));
   }
   if (plan.resources.empty()) return;
   plan.action = keep_started ? Plan::Action::kRestartResources : Plan::Action::kStopResources;
   plan.why = absl::StrCat("local_expect ", expect, ": ",
                           keep_started ? "restarting " : "stopping ",
-                          absl::StrJoin(plan.resources, ", "));
+                          absl::StrJoin(attempts, ", "));
 }
 
 }  // namespace

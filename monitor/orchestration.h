@@ -14,7 +14,9 @@
 //                   instance heard from is up (flex); local_expect becomes started
 //                   where it runs.
 // Reached, global_expect is cleared (unset) by whichever node sees it so first;
-// the clearing travels like any setting.
+// the clearing travels like any setting. While a node of the service that is up
+// has not told of the setting yet (PeerInstances::waiting_for), a failover
+// service is not started and nothing is reached.
 // Then local_expect, what this node keeps its instance at:
 //   started  a resource found down is restarted, up to its `restart` times; one
 //            found down past that puts the instance in "start failed", and the
@@ -28,6 +30,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +44,13 @@ namespace omd::monitor {
 struct PeerInstances {
   std::map<std::string, v1::InstanceMonitor> instances;
   std::map<std::string, bool> node_frozen;  // by node name: its node monitor's
+  // The service's nodes heard from lately that have not told yet of the
+  // instance's current global_expect setting (their instance is missing from
+  // their last heartbeat, or has an older version), while it is recent: the
+  // instance does not decide for them (a failover start waits; nothing is
+  // reached) until they have told, or the setting is old enough that they are
+  // taken to have no instance.
+  std::set<std::string> waiting_for;
 };
 
 struct Plan {

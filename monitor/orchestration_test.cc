@@ -200,6 +200,29 @@ TEST(DecideTest, FrozenAndThawedSetTheFlagEvenOnAFrozenNode) {
   EXPECT_FALSE(*plan.frozen);
 }
 
+TEST(DecideTest, NodesThatHaveNotToldYetHoldAFailoverStartAndAnyReach) {
+  PeerInstances waiting;
+  waiting.waiting_for = {"n1"};
+  // n2 would start it, n1 not being heard of: but n1 is up and may be first.
+  EXPECT_EQ(Decide(Instance("n2", "down", "unset", "started"), Config(), "n2", false, waiting)
+                .action,
+            Plan::Action::kNone);
+  // Up here, but not reached while n1 has not told.
+  EXPECT_FALSE(Decide(Instance("n2", "up", "unset", "started"), Config(), "n2", false, waiting)
+                   .clear_global_expect);
+  const Plan stop = Decide(Instance("n2", "up", "started", "stopped"), Config(), "n2", false,
+                           waiting);
+  EXPECT_EQ(stop.action, Plan::Action::kStop);  // its own part goes on
+  EXPECT_FALSE(Decide(Instance("n2", "down", "stopped", "stopped"), Config(), "n2", false,
+                      waiting)
+                   .clear_global_expect);
+  // A flex instance starts its own part.
+  EXPECT_EQ(Decide(Instance("n2", "down", "unset", "started"),
+                   Config(service::Topology::kFlex), "n2", false, waiting)
+                .action,
+            Plan::Action::kStart);
+}
+
 TEST(IsNewerGlobalExpectTest, VersionThenNodeName) {
   v1::InstanceMonitor current = Instance("n1", "up", "unset", "started");
   current.set_global_expect_version(4);
