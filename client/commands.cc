@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "client/action_commands.h"
 #include "client/action_queue.h"
 #include "client/agent_client.h"
 #include "client/cluster_commands.h"
@@ -150,7 +151,7 @@ const std::vector<Command>& Commands() {
             DequeueActionsCommand),
     };
     for (std::vector<Command> (*more)() :
-         {DaemonCommands, ClusterCommands, NodeCommands}) {
+         {DaemonCommands, ClusterCommands, NodeCommands, ActionCommands}) {
       for (Command& command : more()) all->push_back(std::move(command));
     }
     return all;
