@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "client/action_commands.h"
 #include "client/agent_client.h"
 #include "config/envelope_options.h"
 #include "config/node_config.h"
@@ -170,7 +171,10 @@ TEST_F(ActionDaemonTest, AnAsyncActionIsFollowedWithListActionsAndOm) {
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->actions_size(), 2);
   EXPECT_EQ(listed->actions(0).session_id(), id);  // by start time
-  EXPECT_EQ(listed->actions(1).stdout(), "second\n");
+  EXPECT_EQ(listed->actions(1).stdout(), "") << "the list of every action has no output";
+  absl::StatusOr<v1::ListActionsReply> second = List(listed->actions(1).session_id());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->actions(0).stdout(), "second\n");
 
   OmResult table = RunOm(daemon_->root(), {"daemon", "actions"});
   EXPECT_EQ(table.exit_code, 0) << table.stderr_text;
@@ -266,6 +270,59 @@ TEST_F(ActionDaemonTest, StoppingTheDaemonEndsItsActions) {
   EXPECT_EQ(reply->exit_code(), -1);
   EXPECT_FALSE(reply->timed_out());
   EXPECT_TRUE(Eventually([&] { return ProcessGone(child); })) << "child " << child;
+}
+
+// Each reply fits gRPC's 4 MiB: an action's output is capped, and the list of
+// every action has none.
+TEST_F(ActionDaemonTest, RepliesFitWhateverTheActionsPrinted) {
+  StartDaemon({"--action_command=" + TestProgram()});
+  std::string last;
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<v1::ServiceActionReply> reply = Run(Action({"flood", "1000000"}));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(reply->stdout().size(), 256u << 10);
+    EXPECT_TRUE(reply->stdout_truncated());
+    EXPECT_TRUE(reply->stderr_truncated());
+    last = reply->session_id();
+  }
+  absl::StatusOr<v1::ListActionsReply> listed = List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->actions_size(), 20);
+  absl::StatusOr<v1::ListActionsReply> one = List(last);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->actions(0).stderr().size(), 256u << 10);
+  OmResult table = RunOm(daemon_->root(), {"daemon", "actions", "--output", "json"});
+  EXPECT_EQ(table.exit_code, 0) << table.stderr_text;
+}
+
+// om's side (sync): the action's stdout, its stderr, its exit code.
+TEST_F(ActionDaemonTest, OmRunsAnActionThroughTheDaemonAndTakesItsExitCode) {
+  StartDaemon({"--action_command=" + TestProgram()});
+  client::CommandContext context;
+  context.root = daemon_->root();
+  context.svcname = "svc1";
+  context.timeout = absl::Seconds(30);
+  client::CommandResult result =
+      client::RunServiceActionRemotely(context, {"print", "out\n", "err", "4"});
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.node, "node1");
+  EXPECT_EQ(result.text, "out\n");
+  EXPECT_EQ(result.error_text, "err\n");
+  ASSERT_TRUE(result.exit_code.has_value());
+  EXPECT_EQ(*result.exit_code, 4);
+  EXPECT_EQ(client::ExitStatus(result), 4);
+  EXPECT_EQ(client::RenderText(result), "out\n");  // as it printed it
+
+  // om's --timeout bounds the action, and the reply still comes back.
+  context.timeout = absl::Seconds(3);
+  result = client::RunServiceActionRemotely(context, {"sleep", "60"});
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(client::ExitStatus(result), 1);
+  EXPECT_THAT(result.error_text, HasSubstr("timed out on node1"));
+
+  result = client::RunServiceActionRemotely(context, {"start", "--root=/"});
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << result.status;
+  EXPECT_FALSE(result.exit_code.has_value());
 }
 
 // The real om: its own error, its own exit code.

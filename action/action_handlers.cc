@@ -66,7 +66,15 @@ absl::Status AddActionHandlers(ActionRunner* runner, server::HandlerRegistry* re
             runner->List(request.session_id());
         if (!listed.ok()) return listed.status();
         v1::ListActionsReply reply;
-        for (v1::ActionStatus& action : *listed) *reply.add_actions() = std::move(action);
+        for (v1::ActionStatus& action : *listed) {
+          if (request.session_id().empty()) {
+            // Every action's output would not fit one reply (gRPC's 4 MiB):
+            // the list has none, one action by its id has its own.
+            action.clear_stdout();
+            action.clear_stderr();
+          }
+          *reply.add_actions() = std::move(action);
+        }
         return reply;
       });
 }

@@ -4,6 +4,8 @@
 // thread, HandlerRegistry::AddUnaryAsync), with its exit code and output; an
 // async one answers at once with the action's id, and its pid as 0 (the runner
 // knows it only once the process is done: ListActions has it then).
+// ListActions of every action leaves their output out (kept whole, up to 100
+// actions would not fit one reply); ListActions of one id has it.
 //
 //   ActionRunner runner(options);
 //   absl::Status added = AddActionHandlers(&runner, &registry);

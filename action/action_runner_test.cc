@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -63,32 +64,37 @@ bool Eventually(Condition condition, absl::Duration within = absl::Seconds(20)) 
   return condition();
 }
 
-// What on_finished got, for the test's thread.
+// What on_finished got, for the test's thread. Shared with the callback, which
+// may still be returning when the test is done with it.
 class Outcome {
  public:
   ActionRunner::OnFinished Callback() {
-    return [this](const v1::ActionStatus& finished) {
-      sync::MutexLock lock(&mu_);
-      EXPECT_FALSE(status_.has_value()) << "on_finished called twice";
-      status_ = finished;
+    return [state = state_](const v1::ActionStatus& finished) {
+      sync::MutexLock lock(&state->mu);
+      EXPECT_FALSE(state->status.has_value()) << "on_finished called twice";
+      state->status = finished;
     };
   }
   // The finished action, waiting up to 30 s for it.
   std::optional<v1::ActionStatus> Wait() {
-    sync::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return status_.has_value();
-    }, absl::Seconds(30));
-    return status_;
+    sync::MutexLock lock(&state_->mu);
+    State* const state = state_.get();
+    state->mu.AwaitWithTimeout(
+        [state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->status.has_value(); },
+        absl::Seconds(30));
+    return state->status;
   }
   bool done() {
-    sync::MutexLock lock(&mu_);
-    return status_.has_value();
+    sync::MutexLock lock(&state_->mu);
+    return state_->status.has_value();
   }
 
  private:
-  sync::Mutex mu_;
-  std::optional<v1::ActionStatus> status_ ABSL_GUARDED_BY(mu_);
+  struct State {
+    sync::Mutex mu;
+    std::optional<v1::ActionStatus> status ABSL_GUARDED_BY(mu);
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 // Gone: no such process, or a zombie nobody has reaped yet (an orphan's reaper

@@ -3,7 +3,8 @@
 // reflection, and its supervised threads (daemon/supervisor.h): "listener" (the
 // TCP port, its probe and memory watch), "reloader" (node.conf), "housekeeper"
 // (the replay journal, refusal summaries, banned sources), "heartbeat" (this
-// node's state to the members, cluster/heartbeat.h).
+// node's state to the members, cluster/heartbeat.h); and the service actions
+// callers ask for (action/action_runner.h).
 //
 //   Daemon::Options options;
 //   options.root = "/var/lib/omd";
