@@ -397,7 +397,7 @@ TEST(ClusterHelpTest, HelpTellsHowToJoinAndLeave) {
   EXPECT_THAT(text, HasSubstr("om daemon join"));
   EXPECT_THAT(text, HasSubstr("--secret SECRET (visible in the process list)"));
   EXPECT_THAT(text, HasSubstr("om daemon leave"));
-  EXPECT_THAT(text, HasSubstr("For om daemon join: the member to join through"));
+  EXPECT_THAT(text, HasSubstr("the member to join through"));
   OmResult full = RunOm(root, {"--secret", kClusterSecret, "--helpfull"});
   EXPECT_THAT(full.stdout_text + full.stderr_text, HasSubstr("prefer --secret_file"));
   EXPECT_THAT(full.stdout_text + full.stderr_text, Not(HasSubstr(kClusterSecret)));
