@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "client/action_commands.h"
 #include "client/action_queue.h"
 #include "client/agent_client.h"
 #include "client/cluster_commands.h"
@@ -152,7 +153,8 @@ const std::vector<Command>& Commands() {
             DequeueActionsCommand),
     };
     for (std::vector<Command> (*more)() :
-         {DaemonCommands, ClusterCommands, NodeCommands, NodeMonitorCommands, SvcCommands}) {
+         {DaemonCommands, ClusterCommands, NodeCommands, NodeMonitorCommands, SvcCommands,
+          ActionCommands}) {
       for (Command& command : more()) all->push_back(std::move(command));
     }
     return all;

@@ -113,10 +113,11 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
     std::fputs(omd::client::RenderJsonDocument(result).c_str(), stdout);
   } else if (result.status.ok()) {
     std::fputs(omd::client::RenderText(result).c_str(), stdout);
+    std::fputs(result.error_text.c_str(), stderr);
   } else {
     std::fprintf(stderr, "om: %s\n", result.status.ToString().c_str());
   }
-  return omd::client::StatusNumber(result.status);
+  return omd::client::ExitStatus(result);
 }
 
 }  // namespace

@@ -82,10 +82,14 @@ std::string RenderJson(const google::protobuf::Value& value) {
 
 int StatusNumber(const absl::Status& status) { return static_cast<int>(status.code()); }
 
+int ExitStatus(const CommandResult& result) {
+  return result.exit_code.value_or(StatusNumber(result.status));
+}
+
 std::string RenderJsonDocument(const CommandResult& result) {
   google::protobuf::Value document;
   auto& fields = *document.mutable_struct_value()->mutable_fields();
-  fields["status"].set_number_value(StatusNumber(result.status));
+  fields["status"].set_number_value(ExitStatus(result));
   if (!result.node.empty()) fields["node"].set_string_value(result.node);
   if (result.data.kind_case() != google::protobuf::Value::KIND_NOT_SET) {
     fields["data"] = result.data;
@@ -96,7 +100,7 @@ std::string RenderJsonDocument(const CommandResult& result) {
 }
 
 std::string RenderText(const CommandResult& result) {
-  if (result.node.empty()) return result.text;
+  if (result.node.empty() || result.exit_code.has_value()) return result.text;
   const size_t first_line_end = result.text.find('\n');
   const bool one_line =
       first_line_end == std::string::npos || first_line_end + 1 == result.text.size();

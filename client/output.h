@@ -9,6 +9,7 @@
 #ifndef OMD_CLIENT_OUTPUT_H_
 #define OMD_CLIENT_OUTPUT_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,11 @@ struct CommandResult {
   google::protobuf::Value data;    // left out of the JSON when unset
   std::vector<std::string> info;
   std::string text;                // what a human reads on success
+  // A command that ran elsewhere (a service action on another node's daemon):
+  // om exits with its exit code, prints `text` (its stdout) as it is, not headed
+  // by the node, and writes `error_text` (its stderr) to om's stderr.
+  std::optional<int> exit_code;
+  std::string error_text;
 };
 
 std::string RenderJson(const google::protobuf::Value& value);
@@ -42,6 +48,10 @@ std::string RenderText(const CommandResult& result);
 
 // The status om exits with and reports: the canonical code, 0 on success.
 int StatusNumber(const absl::Status& status);
+
+// What om exits with, and the JSON document's "status": result.exit_code if
+// set, else StatusNumber(result.status).
+int ExitStatus(const CommandResult& result);
 
 }  // namespace omd::client
 

@@ -56,5 +56,20 @@ TEST(OutputTest, TheAnsweringNodeIsShown) {
   EXPECT_EQ(RenderText(result), result.text);
 }
 
+// A command that ran elsewhere: its exit code is om's, its output is its own.
+TEST(OutputTest, ARemoteCommandsExitCodeAndOutputAreItsOwn) {
+  CommandResult result;
+  result.node = "node2";
+  result.text = "started\n";
+  result.exit_code = 3;
+  EXPECT_EQ(RenderText(result), "started\n");
+  EXPECT_EQ(ExitStatus(result), 3);
+  EXPECT_EQ(RenderJsonDocument(result), "{\"node\": \"node2\", \"status\": 3}\n");
+  result.exit_code.reset();
+  EXPECT_EQ(ExitStatus(result), 0);
+  result.status = absl::UnavailableError("down");
+  EXPECT_EQ(ExitStatus(result), 14);
+}
+
 }  // namespace
 }  // namespace omd::client

@@ -9,7 +9,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "action/action_handlers.h"
 #include "client/action_queue.h"
+#include "client/service_action_check.h"
+#include "client/service_commands.h"
 #include "cluster/cluster_handlers.h"
 #include "cluster/state_handlers.h"
 #include "config/atomic_file.h"
@@ -169,6 +172,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   dequeue.timeout = options.dequeue_timeout;
   daemon->dequeue_runner_ = std::make_unique<server::DequeueRunner>(std::move(dequeue));
 
+  // ServiceAction: `om --root ROOT <svcname> <command...>`, om's global flags
+  // kept out of the command.
+  action::ActionRunner::Options actions;
+  actions.argv_prefix = options.action_command;
+  if (actions.argv_prefix.empty()) {
+    actions.argv_prefix = {OmBesideThisBinary(), "--root", options.root};
+  }
+  actions.check_command = [](absl::string_view svcname,
+                             absl::Span<const std::string> command) {
+    return client::CheckServiceActionCommand(client::ServiceCommands(), svcname, command);
+  };
+  actions.max_running = options.max_running_actions;
+  actions.default_timeout = options.action_timeout;
+  daemon->action_runner_ = std::make_unique<action::ActionRunner>(std::move(actions));
+
   Daemon* const self = daemon.get();
   daemon->peers_ = std::make_unique<cluster::Peers>(cluster::Peers::Options());
   daemon->peers_->SetConfig(node);
@@ -213,6 +231,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   }
   if (added.ok()) added = monitor::AddMonitorHandlers(daemon->monitor_.get(), &daemon->handlers_);
   if (added.ok()) added = service::AddServiceHandlers(options.root, &daemon->handlers_);
+  if (added.ok()) added = action::AddActionHandlers(daemon->action_runner_.get(), &daemon->handlers_);
   if (!added.ok()) return added;
 
   // --- cluster/: the cluster-wide lock, join and leave (on peers_). ---
@@ -404,6 +423,8 @@ void Daemon::Stop(StopKind kind) {
   // cluster/: a join or leave in progress ends, and every one waiting is
   // answered, while the listener can still send the replies.
   if (membership_ != nullptr) membership_->Stop();
+  // Running actions end (cancelled); their sync callers get that reply now.
+  if (action_runner_ != nullptr) action_runner_->Stop();
   if (started_) {
     (void)supervisor_.Stop("heartbeat");  // no "up" after the "maintenance"
     const std::vector<std::string> told = heartbeat_->AnnounceToLiveMembers(

@@ -4,7 +4,8 @@
 // TCP port, its probe and memory watch), "reloader" (node.conf), "housekeeper"
 // (the replay journal, refusal summaries, banned sources), "heartbeat" (this
 // node's state to the members, cluster/heartbeat.h), "monitor" (the service
-// instances, monitor/monitor.h).
+// instances, monitor/monitor.h); and the service actions callers ask for
+// (action/action_runner.h).
 //
 //   Daemon::Options options;
 //   options.root = "/var/lib/omd";
@@ -27,6 +28,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "action/action_runner.h"
 #include "cluster/cluster_lock.h"
 #include "cluster/heartbeat.h"
 #include "cluster/membership.h"
@@ -56,6 +58,11 @@ class Daemon final : public DaemonControl {
     // with the om binary found beside omd.
     std::vector<std::string> dequeue_command;
     absl::Duration dequeue_timeout = absl::Minutes(10);
+    // What a ServiceAction runs, before `<svcname> <command...>`; empty:
+    // `<om> --root ROOT`, with the om binary found beside omd.
+    std::vector<std::string> action_command;
+    int max_running_actions = 8;  // past it, ServiceAction is RESOURCE_EXHAUSTED
+    absl::Duration action_timeout = absl::Minutes(5);  // a request's timeout 0
     // Requests larger than this are refused by gRPC (RESOURCE_EXHAUSTED) before
     // the gate: gRPC parses a request whole, and every omd request is small.
     size_t max_request_bytes = 64 << 10;
@@ -129,6 +136,7 @@ class Daemon final : public DaemonControl {
   std::unique_ptr<server::ReplayGuard> replay_guard_;
   std::unique_ptr<server::Gate> gate_;
   std::unique_ptr<server::DequeueRunner> dequeue_runner_;
+  std::unique_ptr<action::ActionRunner> action_runner_;  // ServiceAction, ListActions
   std::unique_ptr<ConfigReloader> reloader_;
   std::unique_ptr<cluster::Peers> peers_;
   std::unique_ptr<cluster::NodeStates> node_states_;

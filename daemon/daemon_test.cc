@@ -209,7 +209,7 @@ TEST_F(DaemonTest, ThreadErrorsAreClear) {
   EXPECT_EQ(unknown.exit_code, 5) << "NOT_FOUND";
   EXPECT_THAT(unknown.stderr_text,
               HasSubstr("no thread \"nosuch\"; the threads are: heartbeat, housekeeper, "
-                        "listener, reloader"));
+                        "listener, monitor, reloader"));
   OmResult unknown_start =
       RunOm(daemon_->root(), {"daemon", "start", "--thread-id", "nosuch"});
   EXPECT_EQ(unknown_start.exit_code, 5);

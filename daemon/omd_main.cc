@@ -21,6 +21,13 @@ ABSL_FLAG(std::string, dequeue_command, "",
           "Default: the om binary beside omd, with `--root ROOT node dequeue actions`.");
 ABSL_FLAG(absl::Duration, dequeue_timeout, absl::Minutes(10),
           "Longest a dequeue run may take before it is killed.");
+ABSL_FLAG(std::string, action_command, "",
+          "What a service action runs before `<svcname> <command...>`, as "
+          "space-separated arguments (no shell). Default: the om binary beside omd, "
+          "with `--root ROOT`.");
+ABSL_FLAG(int, max_actions, 8, "Service actions running at once; past it, refused.");
+ABSL_FLAG(absl::Duration, action_timeout, absl::Minutes(5),
+          "Timeout of a service action that asks for none.");
 ABSL_FLAG(int64_t, max_request_bytes, 64 << 10,
           "Largest request accepted; larger ones get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, monitor_interval, absl::Seconds(2),
@@ -42,6 +49,19 @@ int Run() {
   options.dequeue_command = absl::StrSplit(absl::GetFlag(FLAGS_dequeue_command), ' ',
                                            absl::SkipEmpty());
   options.dequeue_timeout = absl::GetFlag(FLAGS_dequeue_timeout);
+  options.action_command = absl::StrSplit(absl::GetFlag(FLAGS_action_command), ' ',
+                                          absl::SkipEmpty());
+  options.max_running_actions = absl::GetFlag(FLAGS_max_actions);
+  options.action_timeout = absl::GetFlag(FLAGS_action_timeout);
+  if (options.max_running_actions < 1 || options.max_running_actions > 1000) {
+    OMD_LOG(ERROR, "--max_actions must be between 1 and 1000");
+    return EXIT_FAILURE;
+  }
+  if (options.action_timeout <= absl::ZeroDuration() ||
+      options.action_timeout > absl::Hours(1)) {
+    OMD_LOG(ERROR, "--action_timeout must be positive, and at most 1h");
+    return EXIT_FAILURE;
+  }
   const int64_t max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   if (max_request_bytes < 1024 || max_request_bytes > (int64_t{1} << 30)) {
     OMD_LOG(ERROR, "--max_request_bytes must be between 1024 and 1073741824");

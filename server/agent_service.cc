@@ -4,12 +4,14 @@
 #include <grpcpp/impl/codegen/server_callback_handlers.h>
 #include <grpcpp/impl/rpc_service_method.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "rpc/agent_methods.h"
 #include "proto/omd.pb.h"
 #include "rpc/status.h"
@@ -27,6 +29,15 @@ grpc::Status Unimplemented(absl::string_view method_name) {
 // message of zero bytes is a message, and goes to the gate.
 grpc::Status NoMessage() {
   return grpc::Status(grpc::StatusCode::CANCELLED, "the call ended before its request");
+}
+
+// The call's deadline; none (gRPC's infinite future) is absl's.
+absl::Time CallDeadline(const grpc::CallbackServerContext& context) {
+  const std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
 }
 
 // Server-streaming methods: the gate runs, then (until a method has a stream
@@ -109,6 +120,7 @@ grpc::ServerUnaryReactor* AgentService::HandleUnary(const Method& method,
   // for it), and the admitted request, whose view seals the reply, and the path
   // travel with the responder.
   auto request_state = std::make_shared<AdmittedRequest>(*std::move(admitted));
+  request_state->caller.deadline = CallDeadline(*context);
   const Caller& caller = request_state->caller;
   const std::string& payload = request_state->envelope.payload;
   (*method.unary_handler)(

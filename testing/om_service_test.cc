@@ -286,7 +286,7 @@ TEST_F(OmServiceTest, AnotherNodeIsNotRunHere) {
   EXPECT_EQ(RunOm(root_, {"web", "stop"}).exit_code, 0);
 }
 
-TEST_F(OmServiceTest, WithADaemonThatDoesNotKnowMonitorsYet) {
+TEST_F(OmServiceTest, StartAndStopTellTheDaemonWhatToKeep) {
   DaemonProcess::Options options;
   options.root = root_;
   absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(options);
@@ -294,11 +294,15 @@ TEST_F(OmServiceTest, WithADaemonThatDoesNotKnowMonitorsYet) {
   ASSERT_EQ(CreateRunning("web").exit_code, 0);
   OmResult started = RunOm(root_, {"web", "start"});
   ASSERT_EQ(started.exit_code, 0) << Output(started);
-  EXPECT_THAT(started.stdout_text, HasSubstr("the daemon was not told"));
+  EXPECT_THAT(started.stdout_text, Not(HasSubstr("the daemon was not told")));
   EXPECT_GT(Pid(), 0);
+  OmResult monitor = RunOm(root_, {"web", "print", "monitor"});
+  EXPECT_THAT(monitor.stdout_text, HasSubstr("started")) << Output(monitor);
   OmResult stopped = RunOm(root_, {"web", "stop"});
   ASSERT_EQ(stopped.exit_code, 0) << Output(stopped);
   EXPECT_FALSE(Exists(pidfile_));
+  monitor = RunOm(root_, {"web", "print", "monitor"});
+  EXPECT_THAT(monitor.stdout_text, HasSubstr("stopped")) << Output(monitor);
   EXPECT_TRUE((*daemon)->Stop().ok());
 }
 

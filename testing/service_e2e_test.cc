@@ -279,5 +279,46 @@ TEST_F(ServiceE2eTest, ShutdownStopsTheLocalInstancesAndStopLeavesThemRunning) {
   EXPECT_THAT(nodes_[1]->Log(), HasSubstr("shutdown: pool: stopped"));
 }
 
+TEST_F(ServiceE2eTest, ActionsOnTheOtherNodeWithNodeSyncAndAsync) {
+  for (int i = 0; i < 2; ++i) ASSERT_NO_FATAL_FAILURE(Create(i, "web", "failover", 0));
+  // Sync, through node2's daemon, which runs its om: node2's instance starts.
+  OmResult started = Om(0, {"web", "start", "--node", "node2"});
+  ASSERT_EQ(started.exit_code, 0) << started.stderr_text;
+  EXPECT_THAT(started.stdout_text, HasSubstr("app#1: start exited 0"));
+  EXPECT_TRUE(Running(1, "web"));
+  EXPECT_FALSE(Running(0, "web"));
+  OmResult status = Om(0, {"web", "status", "--node", "node2"});
+  ASSERT_EQ(status.exit_code, 0) << status.stderr_text;
+  EXPECT_THAT(status.stdout_text, HasSubstr("node2"));
+  EXPECT_THAT(status.stdout_text, HasSubstr("up"));
+  // The om there told its own daemon: node2's monitor keeps it started.
+  EXPECT_EQ(Field(1, "web", "local_expect"), "started");
+
+  // Async: an id at once, its result in `om daemon actions` of node2.
+  OmResult stopping = Om(0, {"--output", "json", "web", "stop", "--node", "node2", "--async"});
+  ASSERT_EQ(stopping.exit_code, 0) << stopping.stderr_text;
+  const std::string id =
+      Json(stopping.stdout_text).fields().at("data").struct_value().fields().at("session_id")
+          .string_value();
+  ASSERT_EQ(id.size(), 32u) << stopping.stdout_text;
+  ASSERT_TRUE(Eventually([&] {
+    OmResult listed = Om(0, {"--node", "node2", "daemon", "actions", "--id", id});
+    return listed.exit_code == 0 && absl::StrContains(listed.stdout_text, "succeeded");
+  }));
+  EXPECT_FALSE(Running(1, "web"));
+  OmResult listed = Om(0, {"--node", "node2", "daemon", "actions"});
+  EXPECT_THAT(listed.stdout_text, HasSubstr(id));
+  EXPECT_THAT(listed.stdout_text, HasSubstr("web"));
+
+  // om's own error on the other node comes back as such; a global flag never
+  // leaves this node's om.
+  OmResult unknown = Om(0, {"web", "no-such-command", "--node", "node2"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_THAT(unknown.stderr_text, HasSubstr("unknown service command"));
+  OmResult sneaky = Om(0, {"web", "start", "--node", "node2", "--", "--root=/"});
+  EXPECT_NE(sneaky.exit_code, 0);
+  EXPECT_FALSE(Running(1, "web"));
+}
+
 }  // namespace
 }  // namespace omd::testing

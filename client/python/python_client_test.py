@@ -307,8 +307,9 @@ class PythonClientTest(unittest.TestCase):
         self.assertIsInstance(reply, self.pb2.EmptyPacketReply)
         self.assertEqual(b"", opened.payload)
 
-    def test_unimplemented_method_is_still_gated(self):
-        self.assertEqual(grpc.StatusCode.UNIMPLEMENTED,
+    def test_service_action_is_gated_then_validated(self):
+        # An empty request: no service name, refused after the gate.
+        self.assertEqual(grpc.StatusCode.INVALID_ARGUMENT,
                          _code(lambda: self.client().call("ServiceAction")))
         self.assertEqual(grpc.StatusCode.UNAUTHENTICATED,
                          _code(lambda: self.client(secret=WRONG_SECRET).call("ServiceAction")))
