@@ -527,6 +527,20 @@ TEST(CheckQueuedActionTest, AcceptsACommandWithItsOwnOptions) {
   }
 }
 
+TEST(CheckQueuedActionTest, ServiceCommandsFollowTheServiceActionRules) {
+  EXPECT_TRUE(CheckQueuedAction({"web", "start"}).ok());
+  EXPECT_TRUE(CheckQueuedAction({"web", "set", "monitor", "--local-expect=started"}).ok());
+  for (const std::vector<std::string>& refused :
+       std::vector<std::vector<std::string>>{{"web", "start", "--root=/other"},
+                                             {"web", "start", "--flagfile=/etc/shadow"},
+                                             {"web", "set", "monitor", "--server=x:1"},
+                                             {"Web", "start"},
+                                             {"../x", "start"}}) {
+    EXPECT_EQ(CheckQueuedAction(refused).code(), absl::StatusCode::kInvalidArgument)
+        << absl::StrJoin(refused, " ");
+  }
+}
+
 TEST(CheckQueuedActionTest, RefusesEverythingThatCouldBeAGlobalFlag) {
   const std::vector<std::string> refused_options = {
       "--root=/other", "--root", "--server=10.9.9.9:1214", "--node=node2",

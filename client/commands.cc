@@ -21,10 +21,12 @@
 #include "client/daemon_commands.h"
 #include "client/monitor_commands.h"
 #include "client/node_commands.h"
+#include "client/service_action_check.h"
 #include "client/service_commands.h"
 #include "config/quote.h"
 #include "process/subprocess.h"
 #include "proto/omd.pb.h"
+#include "service/service_config.h"
 
 namespace omd::client {
 namespace {
@@ -188,6 +190,13 @@ bool IsServiceCommandLine(absl::Span<const std::string> argv) {
 }
 
 absl::Status CheckQueuedAction(absl::Span<const std::string> action) {
+  // `om <svcname> ...`: the rules of a ServiceAction, the same om run the same way.
+  if (IsServiceCommandLine(action) && !absl::StartsWith(action.front(), "-")) {
+    if (absl::Status valid = service::ValidateServiceName(action.front()); !valid.ok()) {
+      return valid;
+    }
+    return CheckServiceActionCommand(ServiceCommands(), action.front(), action.subspan(1));
+  }
   return CheckQueuedAction(Commands(), action);
 }
 

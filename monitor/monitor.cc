@@ -1,5 +1,7 @@
 #include "monitor/monitor.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -14,9 +16,11 @@
 namespace omd::monitor {
 namespace {
 
-// Heartbeats carry at most this many instances: an announcement must stay well
-// under the daemon's request size cap.
+// Heartbeats carry at most this many instances, and this many bytes of them: an
+// announcement must stay well under the daemons' request size cap (64 KiB by
+// default).
 constexpr int kMaxAnnouncedInstances = 200;
+constexpr size_t kMaxAnnouncedBytes = 40 << 10;
 
 v1::InstanceMonitor NewInstance(const std::string& svcname, const std::string& node) {
   v1::InstanceMonitor instance;
@@ -194,6 +198,7 @@ absl::Status Monitor::Run(const std::function<bool(absl::Duration)>& stopped_wit
 }
 
 void Monitor::WorkerLoop() {
+  pthread_setname_np(pthread_self(), "omd-monitor-w");
   while (true) {
     std::pair<std::string, service::ServiceConfig> work;
     {
@@ -571,9 +576,21 @@ v1::NodeMonitor Monitor::Node() const {
 void Monitor::Describe(v1::AnnounceStateRequest* request) const {
   sync::MutexLock lock(&mutex_);
   *request->mutable_node_monitor() = node_;
+  size_t bytes = 0;
   for (const auto& [svcname, instance] : instances_) {
-    if (request->instances_size() >= kMaxAnnouncedInstances) break;
+    bytes += instance.ByteSizeLong() + 4;  // and its tag and length
+    if (request->instances_size() >= kMaxAnnouncedInstances || bytes > kMaxAnnouncedBytes) {
+      break;
+    }
     *request->add_instances() = instance;
+  }
+  const int left_out = static_cast<int>(instances_.size()) - request->instances_size();
+  if (left_out != announced_left_out_) {  // once per change, not every heartbeat
+    announced_left_out_ = left_out;
+    if (left_out > 0) {
+      OMD_LOG(WARNING, "heartbeats carry %d of the %d instances: the peers do not hear "
+              "of the others", request->instances_size(), instances_.size());
+    }
   }
 }
 

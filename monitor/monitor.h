@@ -161,6 +161,8 @@ class Monitor {
   bool announce_ ABSL_GUARDED_BY(mutex_) = false;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   int64_t rounds_ ABSL_GUARDED_BY(mutex_) = 0;
+  // Instances the last announcement left out (Describe logs changes of it).
+  mutable int announced_left_out_ ABSL_GUARDED_BY(mutex_) = 0;
   std::vector<std::thread> workers_;  // started by the constructor, joined by Stop
 };
 

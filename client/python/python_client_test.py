@@ -314,6 +314,28 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(grpc.StatusCode.UNAUTHENTICATED,
                          _code(lambda: self.client(secret=WRONG_SECRET).call("ServiceAction")))
 
+    def test_node_monitor_freeze_and_thaw_as_section_7_2_says(self):
+        client = self.client()
+        freeze = self.pb2.SetNodeMonitorRequest(local_expect="frozen")
+        self.assertEqual([], list(client.call("SetNodeMonitor", freeze).info))
+        self.assertEqual(["the node is already frozen"],
+                         list(client.call("SetNodeMonitor", freeze).info))
+        self.assertTrue(client.call("DaemonStatus").node_monitor.frozen)
+        self.assertEqual(grpc.StatusCode.INVALID_ARGUMENT, _code(lambda: client.call(
+            "SetNodeMonitor", self.pb2.SetNodeMonitorRequest(local_expect="started"))))
+        client.call("SetNodeMonitor", self.pb2.SetNodeMonitorRequest(status="thawing"))
+        self.assertFalse(client.call("DaemonStatus").node_monitor.frozen)
+
+    def test_service_monitor_of_an_unknown_service_is_not_found(self):
+        client = self.client()
+        self.assertEqual(grpc.StatusCode.NOT_FOUND, _code(lambda: client.call(
+            "GetServiceMonitor", self.pb2.GetServiceMonitorRequest(svcname="nosuch"))))
+        self.assertEqual(grpc.StatusCode.INVALID_ARGUMENT, _code(lambda: client.call(
+            "SetServiceMonitor",
+            self.pb2.SetServiceMonitorRequest(svcname="../etc/node", local_expect="started"))))
+        self.assertEqual(grpc.StatusCode.NOT_FOUND, _code(lambda: client.call(
+            "ListActions", self.pb2.ListActionsRequest(session_id="00"))))
+
     def test_reply_from_an_untrusted_node_is_refused(self):
         with self.assertRaises(EnvelopeError):
             self.client(trusted=["node2"]).call("BlacklistStatus")
