@@ -25,29 +25,19 @@
 #include "net/unix_socket.h"
 #include "proto/omd.pb.h"
 #include "testing/daemon_harness.h"
+#include "testing/eventually.h"
 
 namespace omd::action {
 namespace {
+
+using ::omd::testing::Eventually;
 
 using ::omd::testing::DaemonProcess;
 using ::omd::testing::OmResult;
 using ::omd::testing::RunOm;
 using ::testing::HasSubstr;
 
-std::string TestProgram() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/omd/action/action_test_program");
-}
-
-template <typename Condition>
-bool Eventually(Condition condition, absl::Duration within = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + within;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return condition();
-}
+std::string TestProgram() { return ::omd::testing::Runfile("action/action_test_program"); }
 
 bool ProcessGone(int64_t pid) {
   if (kill(static_cast<pid_t>(pid), 0) != 0) return errno == ESRCH;

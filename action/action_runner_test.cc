@@ -21,17 +21,18 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sync/mutex.h"
+#include "testing/eventually.h"
+#include "testing/runfiles.h"
 
 namespace omd::action {
 namespace {
 
+using ::omd::testing::Eventually;
+
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
-std::string TestProgram() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/omd/action/action_test_program");
-}
+std::string TestProgram() { return ::omd::testing::Runfile("action/action_test_program"); }
 
 std::string TempPath(const std::string& name) {
   const char* dir = std::getenv("TEST_TMPDIR");
@@ -54,16 +55,6 @@ ActionRunner::Request Command(std::vector<std::string> command, bool sync = true
 }
 
 // Polls `condition` every 20 ms for up to 20 s (a loaded machine is slow).
-template <typename Condition>
-bool Eventually(Condition condition, absl::Duration within = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + within;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return condition();
-}
-
 // What on_finished got, for the test's thread. Shared with the callback, which
 // may still be returning when the test is done with it.
 class Outcome {

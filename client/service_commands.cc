@@ -252,7 +252,7 @@ CommandResult Create(const CommandContext& context, absl::Span<const std::string
   result.node = *node;
   const std::string path = service::ServiceConfigPath(context.root, context.svcname);
   (*result.data.mutable_struct_value()->mutable_fields())["path"].set_string_value(path);
-  result.text = absl::StrCat("service '", context.svcname, "' created: ", path, "\n");
+  result.text = absl::StrCat("service \"", context.svcname, "\" created: ", path, "\n");
   return result;
 }
 
@@ -320,7 +320,7 @@ CommandResult Start(const CommandContext& context, absl::Span<const std::string>
   const std::vector<std::string>& nodes = prepared->config.nodes;
   if (std::find(nodes.begin(), nodes.end(), prepared->node) == nodes.end()) {
     return Failure(absl::FailedPreconditionError(
-        absl::StrCat("service '", context.svcname, "' does not run on ", prepared->node,
+        absl::StrCat("service \"", context.svcname, "\" does not run on ", prepared->node,
                      " (its nodes: ", absl::StrJoin(nodes, " "), ")")));
   }
   CommandResult result;
@@ -385,7 +385,7 @@ CommandResult Delete(const CommandContext& context, absl::Span<const std::string
   }
   if (!up.empty()) {
     return Failure(absl::FailedPreconditionError(
-        absl::StrCat("service '", context.svcname, "' is up on ", prepared->node, " (",
+        absl::StrCat("service \"", context.svcname, "\" is up on ", prepared->node, " (",
                      absl::StrJoin(up, ", "), "): stop it first (om ", context.svcname,
                      " stop)")));
   }
@@ -398,7 +398,7 @@ CommandResult Delete(const CommandContext& context, absl::Span<const std::string
       .IgnoreError();
   CommandResult result;
   result.node = prepared->node;
-  result.text = absl::StrCat("service '", context.svcname, "' deleted\n");
+  result.text = absl::StrCat("service \"", context.svcname, "\" deleted\n");
   return result;
 }
 

@@ -28,9 +28,12 @@
 #include "net/unix_socket.h"
 #include "proto/omd.pb.h"
 #include "testing/daemon_harness.h"
+#include "testing/eventually.h"
 
 namespace omd::daemon {
 namespace {
+
+using ::omd::testing::Eventually;
 
 using ::omd::testing::DaemonProcess;
 using ::omd::testing::OmResult;
@@ -39,16 +42,6 @@ using ::testing::HasSubstr;
 
 // Polls `condition` every 50 ms for up to 15 s (a loaded machine is slow; the
 // daemon itself reacts within a second).
-template <typename Condition>
-bool Eventually(Condition condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(15);
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return condition();
-}
-
 google::protobuf::Struct Json(const std::string& text) {
   google::protobuf::Struct parsed;
   EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(text, &parsed).ok()) << text;

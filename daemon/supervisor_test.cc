@@ -7,9 +7,12 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/eventually.h"
 
 namespace omd::daemon {
 namespace {
+
+using ::omd::testing::Eventually;
 
 using ::testing::HasSubstr;
 
@@ -21,16 +24,6 @@ Supervisor::Options FastRestarts() {
 }
 
 // Polls `condition` for up to 10 s.
-template <typename Condition>
-bool Eventually(Condition condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
-}
-
 ThreadState StateOf(const Supervisor& supervisor, const std::string& id) {
   for (const ThreadState& state : supervisor.States()) {
     if (state.id == id) return state;

@@ -462,8 +462,8 @@ absl::StatusOr<std::vector<std::string>> Monitor::SetService(
   v1::InstanceMonitor& instance = InstanceOf(*config);
   if (IsTransientStatus(instance.status())) {
     return absl::FailedPreconditionError(
-        absl::StrCat("service ", config->name, " is busy (", instance.status(),
-                     "): try again once it is idle"));
+        absl::StrCat("service ", config::QuoteForMessage(config->name), " is busy (",
+                     instance.status(), "): try again once it is idle"));
   }
   v1::InstanceMonitor changed = instance;
   const auto set = [&info](absl::string_view what, const std::string& current,
@@ -506,12 +506,13 @@ absl::StatusOr<std::vector<std::string>> Monitor::Clear(absl::string_view svcnam
   sync::MutexLock lock(&mutex_);
   v1::InstanceMonitor& instance = InstanceOf(*config);
   if (IsTransientStatus(instance.status())) {
-    return std::vector<std::string>{absl::StrCat("service ", config->name, " is ",
-                                                 instance.status(), ": skipped")};
+    return std::vector<std::string>{absl::StrCat("service ", config::QuoteForMessage(config->name),
+                                                 " is ", instance.status(), ": skipped")};
   }
   std::vector<std::string> info;
   if (instance.status() == kIdle) {
-    info.push_back(absl::StrCat("service ", config->name, " was not failed"));
+    info.push_back(absl::StrCat("service ", config::QuoteForMessage(config->name),
+                                " was not failed"));
   }
   instance.set_status(std::string(kIdle));
   ResetRestarts(instance);

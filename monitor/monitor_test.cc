@@ -18,14 +18,12 @@
 #include "absl/time/clock.h"
 #include "config/atomic_file.h"
 #include "gtest/gtest.h"
+#include "testing/runfiles.h"
 
 namespace omd::monitor {
 namespace {
 
-std::string TestResource() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/omd/testing/test_resource");
-}
+using ::omd::testing::TestResourcePath;
 
 std::string NewRoot() {
   std::string root = absl::StrCat(::testing::TempDir(), "/monitor_XXXXXX");
@@ -37,7 +35,7 @@ std::string NewRoot() {
 // web: one test_resource process, `restart` restarts allowed.
 void WriteService(const std::string& root, const std::string& name, int restart,
                   const std::string& nodes = "n1", const std::string& start_override = "") {
-  const std::string resource = TestResource();
+  const std::string resource = TestResourcePath();
   const std::string pidfile = absl::StrCat(root, "/", name, ".pid");
   const std::string start = start_override.empty()
                                 ? absl::StrCat(resource, " start --pidfile ", pidfile)

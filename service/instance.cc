@@ -58,7 +58,7 @@ const Resource* FindResource(const ServiceConfig& config, absl::string_view id) 
 absl::Status CheckLock(const ServiceConfig& config, const InstanceLock& lock) {
   if (lock.name() == config.name) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
-      "the lock held is service '", lock.name(), "''s, not '", config.name, "''s"));
+      "the lock held is service \"", lock.name(), "\"'s, not \"", config.name, "\"'s"));
 }
 
 }  // namespace
@@ -100,7 +100,7 @@ absl::StatusOr<InstanceLock> InstanceLock::Acquire(absl::string_view root,
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "service '", name, "' is busy (another action holds its lock)"));
+          "service \"", name, "\" is busy (another action holds its lock)"));
     }
     absl::SleepFor(std::min(left, kLockPoll));
   }
@@ -196,30 +196,29 @@ absl::Status InstanceRunner::Stop(const ServiceConfig& config,
   return first;
 }
 
-absl::Status InstanceRunner::StartResource(const ServiceConfig& config, absl::string_view id,
-                                           const InstanceLock& lock) const {
+absl::Status InstanceRunner::RunResourceCommand(const ServiceConfig& config,
+                                                absl::string_view id, bool start,
+                                                const InstanceLock& lock) const {
   if (absl::Status held = CheckLock(config, lock); !held.ok()) return held;
   const Resource* resource = FindResource(config, id);
   if (resource == nullptr) {
-    return absl::NotFoundError(absl::StrCat("service '", config.name, "' has no resource ",
+    return absl::NotFoundError(absl::StrCat("service \"", config.name, "\" has no resource ",
                                             config::QuoteForMessage(id)));
   }
-  if (resource->start.empty()) return absl::OkStatus();
+  const std::vector<std::string>& argv = start ? resource->start : resource->stop;
+  if (argv.empty()) return absl::OkStatus();
   ServiceLog log(options_.root, config.name);
-  return RunLogged(options_, log, *resource, "start", resource->start).status;
+  return RunLogged(options_, log, *resource, start ? "start" : "stop", argv).status;
+}
+
+absl::Status InstanceRunner::StartResource(const ServiceConfig& config, absl::string_view id,
+                                           const InstanceLock& lock) const {
+  return RunResourceCommand(config, id, /*start=*/true, lock);
 }
 
 absl::Status InstanceRunner::StopResource(const ServiceConfig& config, absl::string_view id,
                                           const InstanceLock& lock) const {
-  if (absl::Status held = CheckLock(config, lock); !held.ok()) return held;
-  const Resource* resource = FindResource(config, id);
-  if (resource == nullptr) {
-    return absl::NotFoundError(absl::StrCat("service '", config.name, "' has no resource ",
-                                            config::QuoteForMessage(id)));
-  }
-  if (resource->stop.empty()) return absl::OkStatus();
-  ServiceLog log(options_.root, config.name);
-  return RunLogged(options_, log, *resource, "stop", resource->stop).status;
+  return RunResourceCommand(config, id, /*start=*/false, lock);
 }
 
 InstanceStatus InstanceRunner::Check(const ServiceConfig& config) const {

@@ -50,7 +50,7 @@ struct InstanceStatus {
 // The instance's lock, held while it lives (movable, released by destruction).
 class InstanceLock {
  public:
-  // Waits up to `timeout` for the lock; FAILED_PRECONDITION "service 'x' is busy
+  // Waits up to `timeout` for the lock; FAILED_PRECONDITION "service "x" is busy
   // (another action holds its lock)" after it. Zero: try once.
   static absl::StatusOr<InstanceLock> Acquire(absl::string_view root,
                                               absl::string_view name,
@@ -97,6 +97,9 @@ class InstanceRunner {
   InstanceStatus Check(const ServiceConfig& config) const;
 
  private:
+  absl::Status RunResourceCommand(const ServiceConfig& config, absl::string_view id,
+                                  bool start, const InstanceLock& lock) const;
+
   const Options options_;
 };
 

@@ -21,15 +21,14 @@
 #include "process/subprocess.h"
 #include "service/service_config.h"
 #include "service/service_log.h"
+#include "testing/runfiles.h"
 
 namespace omd::service {
 namespace {
 
-using ::testing::HasSubstr;
+using ::omd::testing::TestResourcePath;
 
-std::string TestResource() {
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/omd/testing/test_resource");
-}
+using ::testing::HasSubstr;
 
 std::string NewRoot() {
   static int count = 0;
@@ -50,9 +49,9 @@ pid_t PidIn(const std::string& pidfile) {
 Resource Noting(int number, const std::string& notes) {
   Resource resource;
   resource.id = absl::StrCat("app#", number);
-  resource.start = {TestResource(), "note", "--file", notes, "--text",
+  resource.start = {TestResourcePath(), "note", "--file", notes, "--text",
                     absl::StrCat("start ", number)};
-  resource.stop = {TestResource(), "note", "--file", notes, "--text",
+  resource.stop = {TestResourcePath(), "note", "--file", notes, "--text",
                    absl::StrCat("stop ", number)};
   resource.timeout = absl::Seconds(30);
   return resource;
@@ -63,7 +62,7 @@ Resource Running(int number, const std::string& pidfile) {
   Resource resource;
   resource.id = absl::StrCat("app#", number);
   for (const char* command : {"start", "stop", "check"}) {
-    std::vector<std::string> argv = {TestResource(), command, "--pidfile", pidfile};
+    std::vector<std::string> argv = {TestResourcePath(), command, "--pidfile", pidfile};
     (std::string(command) == "start"  ? resource.start
      : std::string(command) == "stop" ? resource.stop
                                       : resource.check) = argv;
@@ -107,7 +106,7 @@ TEST_F(InstanceTest, StartInOrderStopInReverse) {
   ASSERT_TRUE(runner.Stop(config, *lock).ok());
   EXPECT_EQ(Read(notes), "start 1\nstart 2\nstart 10\nstop 10\nstop 2\nstop 1\n");
   ASSERT_EQ(echoed.size(), 12u);
-  EXPECT_THAT(echoed[0], HasSubstr("app#1: start: " + TestResource() + " note --file"));
+  EXPECT_THAT(echoed[0], HasSubstr("app#1: start: " + TestResourcePath() + " note --file"));
   EXPECT_EQ(echoed[1], "app#1: start exited 0");
   // Each command and its result, in the service's log.
   const std::string log = Read(ServiceLogPath(root, "web"));
@@ -126,8 +125,8 @@ TEST_F(InstanceTest, FailureStopsTheStart) {
   ASSERT_TRUE(config::MakeDirectories(root, 0755).ok());
   const std::string notes = root + "/notes";
   Resource failing = Noting(2, notes);
-  failing.start = {TestResource(), "fail", "--text", "no disk left"};
-  failing.stop = {TestResource(), "fail", "--text", "cannot stop"};
+  failing.start = {TestResourcePath(), "fail", "--text", "no disk left"};
+  failing.stop = {TestResourcePath(), "fail", "--text", "cannot stop"};
   ServiceConfig config{"web", {"node1"}, Topology::kFailover,
                        {Noting(1, notes), failing, Noting(3, notes)}};
   InstanceRunner runner({.root = root});
@@ -261,7 +260,7 @@ TEST_F(InstanceTest, LockExcludes) {
   ASSERT_TRUE(first.ok()) << first.status();
   absl::StatusOr<InstanceLock> second = InstanceLock::Acquire(root, "web", absl::ZeroDuration());
   EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
-  EXPECT_EQ(second.status().message(), "service 'web' is busy (another action holds its lock)");
+  EXPECT_EQ(second.status().message(), "service \"web\" is busy (another action holds its lock)");
   const absl::Time begin = absl::Now();
   second = InstanceLock::Acquire(root, "web", absl::Milliseconds(300));
   EXPECT_TRUE(absl::IsFailedPrecondition(second.status()));

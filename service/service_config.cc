@@ -281,7 +281,7 @@ absl::StatusOr<ServiceConfigFile> ReadServiceConfigFile(absl::string_view root,
   struct stat info;
   if (stat(path.c_str(), &info) != 0) {
     if (errno == ENOENT) {
-      return absl::NotFoundError(absl::StrCat("service '", name, "' does not exist"));
+      return absl::NotFoundError(absl::StrCat("service \"", name, "\" does not exist"));
     }
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot stat ", path));
   }
@@ -290,7 +290,7 @@ absl::StatusOr<ServiceConfigFile> ReadServiceConfigFile(absl::string_view root,
   }
   absl::StatusOr<std::string> text = config::ReadFileToString(path, config::IniFile::kMaxBytes);
   if (absl::IsNotFound(text.status())) {
-    return absl::NotFoundError(absl::StrCat("service '", name, "' does not exist"));
+    return absl::NotFoundError(absl::StrCat("service \"", name, "\" does not exist"));
   }
   if (!text.ok()) return text.status();
   return ServiceConfigFile{*std::move(text), absl::TimeFromTimespec(info.st_mtim)};
@@ -341,7 +341,7 @@ absl::Status CreateService(absl::string_view root, absl::string_view name,
   absl::Status created =
       config::CreateFileAtomically(ServiceConfigPath(root, name), text, kConfigMode);
   if (absl::IsAlreadyExists(created)) {
-    return absl::AlreadyExistsError(absl::StrCat("service '", name, "' already exists"));
+    return absl::AlreadyExistsError(absl::StrCat("service \"", name, "\" already exists"));
   }
   return created;
 }
@@ -351,7 +351,7 @@ absl::Status DeleteService(absl::string_view root, absl::string_view name) {
   const std::string path = ServiceConfigPath(root, name);
   if (unlink(path.c_str()) != 0) {
     if (errno == ENOENT) {
-      return absl::NotFoundError(absl::StrCat("service '", name, "' does not exist"));
+      return absl::NotFoundError(absl::StrCat("service \"", name, "\" does not exist"));
     }
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot remove ", path));
   }

@@ -84,7 +84,7 @@ struct ServiceConfigFile {
   absl::Time mtime;
 };
 
-// The file as it is. INVALID_ARGUMENT for a bad name, NOT_FOUND "service 'x'
+// The file as it is. INVALID_ARGUMENT for a bad name, NOT_FOUND "service "x"
 // does not exist" when there is no file.
 absl::StatusOr<ServiceConfigFile> ReadServiceConfigFile(absl::string_view root,
                                                         absl::string_view name);

@@ -200,7 +200,7 @@ TEST(ServiceFilesTest, CreateReadListDelete) {
 
   absl::Status twice = CreateService(root, "web", "", "node1");
   EXPECT_TRUE(absl::IsAlreadyExists(twice)) << twice;
-  EXPECT_THAT(twice.message(), HasSubstr("service 'web' already exists"));
+  EXPECT_THAT(twice.message(), HasSubstr("service \"web\" already exists"));
   EXPECT_EQ(ReadServiceConfigFile(root, "web")->text, text);  // unchanged
 
   ASSERT_TRUE(DeleteService(root, "web").ok());
@@ -209,7 +209,7 @@ TEST(ServiceFilesTest, CreateReadListDelete) {
   EXPECT_TRUE(absl::IsNotFound(gone)) << gone;
   absl::Status read = ReadServiceConfigFile(root, "web").status();
   EXPECT_TRUE(absl::IsNotFound(read)) << read;
-  EXPECT_THAT(read.message(), HasSubstr("service 'web' does not exist"));
+  EXPECT_THAT(read.message(), HasSubstr("service \"web\" does not exist"));
   EXPECT_TRUE(absl::IsNotFound(LoadServiceConfig(root, "web", "node1").status()));
 }
 

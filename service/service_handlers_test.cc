@@ -53,7 +53,7 @@ TEST(ServiceHandlersTest, GetServiceConfig) {
 
   absl::Status unknown = Call(registry, "db").status();
   EXPECT_TRUE(absl::IsNotFound(unknown)) << unknown;
-  EXPECT_THAT(unknown.message(), HasSubstr("service 'db' does not exist"));
+  EXPECT_THAT(unknown.message(), HasSubstr("service \"db\" does not exist"));
   for (const char* bad : {"node", "../etc/node", "", "A"}) {
     absl::Status status = Call(registry, bad).status();
     EXPECT_TRUE(absl::IsInvalidArgument(status)) << bad << ": " << status;

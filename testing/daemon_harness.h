@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "posix/unique_fd.h"
+#include "testing/runfiles.h"
 
 namespace omd::testing {
 

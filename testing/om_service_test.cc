@@ -34,10 +34,6 @@ constexpr int kNotFound = 5;
 constexpr int kAlreadyExists = 6;
 constexpr int kFailedPrecondition = 9;
 
-std::string TestResource() {
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/omd/testing/test_resource");
-}
-
 std::string Read(const std::string& path) {
   absl::StatusOr<std::string> text = config::ReadFileToString(path, 1 << 20);
   return text.ok() ? *text : "";
@@ -70,9 +66,9 @@ class OmServiceTest : public ::testing::Test {
   // om <svc> create with test_resource's start, stop and check on pidfile_.
   OmResult CreateRunning(const std::string& svc) {
     return RunOm(root_, {svc, "create", "--nodes", "node1 node2", "--start",
-                         absl::StrCat(TestResource(), " start --pidfile ", pidfile_), "--stop",
-                         absl::StrCat(TestResource(), " stop --pidfile ", pidfile_), "--check",
-                         absl::StrCat(TestResource(), " check --pidfile ", pidfile_),
+                         absl::StrCat(TestResourcePath(), " start --pidfile ", pidfile_), "--stop",
+                         absl::StrCat(TestResourcePath(), " stop --pidfile ", pidfile_), "--check",
+                         absl::StrCat(TestResourcePath(), " check --pidfile ", pidfile_),
                          "--restart", "2", "--resource-timeout", "30s"});
   }
 
@@ -88,11 +84,11 @@ class OmServiceTest : public ::testing::Test {
 TEST_F(OmServiceTest, Lifecycle) {
   OmResult created = CreateRunning("web");
   ASSERT_EQ(created.exit_code, 0) << Output(created);
-  EXPECT_THAT(created.stdout_text, HasSubstr("service 'web' created"));
+  EXPECT_THAT(created.stdout_text, HasSubstr("service \"web\" created"));
   const std::string path = root_ + "/etc/web.conf";
   const std::string text = Read(path);
   EXPECT_THAT(text, HasSubstr("[DEFAULT]\nnodes = node1 node2\ntopology = failover\n"));
-  EXPECT_THAT(text, HasSubstr("[app#1]\nstart = " + TestResource() + " start --pidfile "));
+  EXPECT_THAT(text, HasSubstr("[app#1]\nstart = " + TestResourcePath() + " start --pidfile "));
   EXPECT_THAT(text, HasSubstr("restart = 2\ntimeout = 30s\n"));
 
   OmResult printed = RunOm(root_, {"web", "print", "config"});
@@ -182,7 +178,7 @@ TEST_F(OmServiceTest, CreateFromFile) {
   ASSERT_TRUE(config::WriteFileAtomically(file, "[DEFAULT]\n", 0644).ok());
   OmResult twice = RunOm(root_, {"db", "create", "--config", file});
   EXPECT_EQ(twice.exit_code, kAlreadyExists) << Output(twice);
-  EXPECT_THAT(twice.stderr_text, HasSubstr("service 'db' already exists"));
+  EXPECT_THAT(twice.stderr_text, HasSubstr("service \"db\" already exists"));
   twice = RunOm(root_, {"db", "create"});
   EXPECT_EQ(twice.exit_code, kAlreadyExists) << Output(twice);
   EXPECT_EQ(Read(root_ + "/etc/db.conf"), text);
@@ -226,11 +222,11 @@ TEST_F(OmServiceTest, BadInputChangesNothing) {
       {{std::string(64, 'a'), "create"}, kInvalidArgument, "invalid service name"},
       {{"node", "create"}, kInvalidArgument, "unknown command"},
       {{"svc", "create"}, kInvalidArgument, "unknown command"},
-      {{"web", "print", "config"}, kNotFound, "service 'web' does not exist"},
-      {{"web", "start"}, kNotFound, "service 'web' does not exist"},
-      {{"web", "stop"}, kNotFound, "service 'web' does not exist"},
-      {{"web", "status"}, kNotFound, "service 'web' does not exist"},
-      {{"web", "delete"}, kNotFound, "service 'web' does not exist"},
+      {{"web", "print", "config"}, kNotFound, "service \"web\" does not exist"},
+      {{"web", "start"}, kNotFound, "service \"web\" does not exist"},
+      {{"web", "stop"}, kNotFound, "service \"web\" does not exist"},
+      {{"web", "status"}, kNotFound, "service \"web\" does not exist"},
+      {{"web", "delete"}, kNotFound, "service \"web\" does not exist"},
   };
   for (const Case& c : cases) {
     OmResult result = RunOm(root_, c.args);
@@ -266,7 +262,7 @@ TEST_F(OmServiceTest, BusyWhileLocked) {
   kill(-holder, SIGKILL);
   waitpid(holder, nullptr, 0);
   EXPECT_EQ(busy.exit_code, kFailedPrecondition) << Output(busy);
-  EXPECT_THAT(busy.stderr_text, HasSubstr("service 'web' is busy"));
+  EXPECT_THAT(busy.stderr_text, HasSubstr("service \"web\" is busy"));
   EXPECT_EQ(RunOm(root_, {"web", "delete"}).exit_code, 0);
 }
 

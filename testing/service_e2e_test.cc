@@ -20,26 +20,12 @@
 #include "gtest/gtest.h"
 #include "net/listen_socket.h"
 #include "testing/daemon_harness.h"
+#include "testing/eventually.h"
 
 namespace omd::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string TestResource() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/omd/testing/test_resource");
-}
-
-template <typename Condition>
-bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return condition();
-}
 
 google::protobuf::Struct Json(const std::string& text) {
   google::protobuf::Struct parsed;
@@ -104,7 +90,7 @@ class ServiceE2eTest : public ::testing::Test {
 
   // `om <svc> create` on node i, its resource a test_resource process.
   void Create(int i, const std::string& svc, const std::string& topology, int restart) {
-    const std::string resource = TestResource();
+    const std::string resource = TestResourcePath();
     const std::string pidfile = PidFile(i, svc);
     OmResult created =
         Om(i, {svc, "create", "--nodes", "node1 node2", "--topology", topology, "--start",
