@@ -128,7 +128,9 @@ int main(int argc, char** argv) {
       "[--output human|json] <command...>\n       om [options] <svcname> <service command...>\n\nCommands:\n",
       omd::client::CommandList(),
       "\nExit status: 0 on success, else the gRPC status code (e.g. 16 "
-      "UNAUTHENTICATED, 7 PERMISSION_DENIED, 14 UNAVAILABLE)."));
+      "UNAUTHENTICATED, 7 PERMISSION_DENIED, 14 UNAVAILABLE); a service command sent "
+      "to another node (--node, sync) exits with the action's own exit code, or 1 "
+      "if it had none (killed, timed out, never ran)."));
   // Options are Abseil flags, whose names cannot hold '-': --thread-id is
   // --thread_id (client/command.h).
   std::vector<std::string> canonical(argv, argv + argc);
