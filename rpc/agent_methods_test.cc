@@ -27,7 +27,7 @@ TEST(AgentMethodsTest, FindsUnaryMethodsByTheirCarriedTypes) {
 
 TEST(AgentMethodsTest, RefusesWhatDoesNotMatch) {
   EXPECT_EQ(FindUnaryMethod("Nope", "a", "b").status().message(), "no method Nope");
-  EXPECT_EQ(FindUnaryMethod("ServiceLogs", "omd.v1.ServiceLogsRequest", "omd.v1.LogRecord")
+  EXPECT_EQ(FindUnaryMethod("ServiceLogs", "omd.v1.ServiceLogsRequest", "omd.v1.ServiceLogsReply")
                 .status()
                 .message(),
             "ServiceLogs is not unary");
