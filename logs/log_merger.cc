@@ -1,0 +1,84 @@
+#include "logs/log_merger.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace omd::logs {
+
+LogMerger::LogMerger(std::vector<std::string> sources, Options options) : options_(options) {
+  for (std::string& name : sources) {
+    Source& source = sources_.emplace_back();
+    source.name = std::move(name);
+  }
+}
+
+LogMerger::Source* LogMerger::Find(absl::string_view name) {
+  for (Source& source : sources_) {
+    if (source.name == name) return &source;
+  }
+  return nullptr;
+}
+
+void LogMerger::Add(absl::string_view name, std::vector<v1::LogRecord> records,
+                    absl::Time arrived) {
+  Source* source = Find(name);
+  if (source == nullptr) return;
+  for (v1::LogRecord& record : records) {
+    source->last_key = std::max(source->last_key, record.time_unix_ms());
+    source->records.push_back(Waiting{std::move(record), source->last_key, arrived});
+    ++waiting_;
+  }
+}
+
+void LogMerger::End(absl::string_view name) {
+  if (Source* source = Find(name)) source->open = false;
+}
+
+void LogMerger::Reopen(absl::string_view name) {
+  if (Source* source = Find(name)) source->open = true;
+}
+
+int LogMerger::Oldest() const {
+  int oldest = -1;
+  for (int i = 0; i < static_cast<int>(sources_.size()); ++i) {
+    const std::deque<Waiting>& records = sources_[i].records;
+    if (records.empty()) continue;
+    if (oldest < 0 || records.front().key < sources_[oldest].records.front().key) oldest = i;
+  }
+  return oldest;
+}
+
+std::vector<v1::LogRecord> LogMerger::Take(absl::Time now) {
+  std::vector<v1::LogRecord> out;
+  for (int oldest = Oldest(); oldest >= 0; oldest = Oldest()) {
+    Source& source = sources_[oldest];
+    // A silent open source may still send something older, until the head has
+    // waited long enough for it.
+    const bool others_have_spoken =
+        std::all_of(sources_.begin(), sources_.end(), [&source](const Source& other) {
+          return &other == &source || !other.open || !other.records.empty();
+        });
+    if (!others_have_spoken && now < source.records.front().arrived + options_.lateness) {
+      break;
+    }
+    out.push_back(std::move(source.records.front().record));
+    source.records.pop_front();
+    --waiting_;
+  }
+  return out;
+}
+
+std::optional<absl::Time> LogMerger::NextDeadline() const {
+  const int oldest = Oldest();
+  if (oldest < 0) return std::nullopt;
+  return sources_[oldest].records.front().arrived + options_.lateness;
+}
+
+bool LogMerger::done() const {
+  return waiting_ == 0 && std::none_of(sources_.begin(), sources_.end(),
+                                       [](const Source& source) { return source.open; });
+}
+
+size_t LogMerger::waiting() const { return waiting_; }
+
+}  // namespace omd::logs
