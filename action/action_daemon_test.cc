@@ -247,7 +247,11 @@ TEST_F(ActionDaemonTest, StoppingTheDaemonEndsItsActions) {
   StartDaemon({"--action_command=" + TestProgram()});
   const std::string pid_file = daemon_->root() + "/hang.pid";
   absl::StatusOr<v1::ServiceActionReply> reply;
-  std::thread caller([&] { reply = Run(Action({"hang", pid_file})); });
+  // Made here: the caller's thread must not read daemon_, which this one resets.
+  std::unique_ptr<client::AgentClient> agent = Agent();
+  std::thread caller([&] {
+    reply = agent->Call<v1::ServiceActionReply>("ServiceAction", Action({"hang", pid_file}));
+  });
   ASSERT_TRUE(Eventually([&] { return ReadPid(pid_file) > 0; }));
   const int64_t child = ReadPid(pid_file);
   const absl::Time stopping = absl::Now();

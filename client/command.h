@@ -26,6 +26,7 @@ struct CommandContext {
   // The service of an `om <svcname> ...` command (client/service_commands.h);
   // empty for the others.
   std::string svcname;
+  std::string output = "human";  // --output: human, or json
 };
 
 struct Command {

@@ -94,6 +94,7 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
     context.server = absl::GetFlag(FLAGS_server);
     context.server_node = absl::GetFlag(FLAGS_node);
     context.timeout = absl::GetFlag(FLAGS_timeout);
+    context.output = output;
     context.om_binary = omd::process::CurrentExecutablePath();
     if (context.om_binary.empty()) context.om_binary = argv0;
     std::vector<std::string> arguments;
@@ -109,7 +110,9 @@ int Run(const std::vector<std::string>& argv, const char* argv0) {
           "; commands:\n", omd::client::CommandList()));
     }
   }
-  if (output == "json") {
+  if (result.streamed && result.status.ok()) {
+    // Printed as it came.
+  } else if (output == "json") {
     std::fputs(omd::client::RenderJsonDocument(result).c_str(), stdout);
   } else if (result.status.ok()) {
     std::fputs(omd::client::RenderText(result).c_str(), stdout);

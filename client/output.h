@@ -31,6 +31,9 @@ struct CommandResult {
   // by the node, and writes `error_text` (its stderr) to om's stderr.
   std::optional<int> exit_code;
   std::string error_text;
+  // The command printed its output itself, as it came (om <svcname> logs): on
+  // success, om prints nothing more.
+  bool streamed = false;
 };
 
 std::string RenderJson(const google::protobuf::Value& value);

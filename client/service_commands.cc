@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "client/action_commands.h"
 #include "client/daemon_call.h"
+#include "client/logs_commands.h"
 #include "client/monitor_commands.h"
 #include "config/atomic_file.h"
 #include "config/ini.h"
@@ -461,6 +462,7 @@ const std::vector<Command>& ServiceCommands() {
               Status),
     };
     for (Command& command : ServiceMonitorCommands()) all->push_back(std::move(command));
+    for (Command& command : LogsCommands()) all->push_back(std::move(command));
     return all;
   }();
   return *commands;
@@ -513,7 +515,9 @@ CommandResult RunServiceCommand(const CommandContext& context,
   }
   if (found == nullptr) {
     return Failure(absl::InvalidArgumentError(absl::StrCat(
-        words.empty() ? absl::StrCat("no service command given after \"", argv[0], "\"")
+        words.empty() ? absl::StrCat("unknown command \"", argv[0],
+                                     "\" (as a service's name, it needs a service command "
+                                     "after it)")
                       : absl::StrCat("unknown service command ",
                                      config::QuoteForMessage(absl::StrJoin(words, " "))),
         "; service commands:\n", ServiceCommandList())));

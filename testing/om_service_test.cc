@@ -215,7 +215,7 @@ TEST_F(OmServiceTest, BadInputChangesNothing) {
       {{"web", "create", "extra"}, kInvalidArgument, "unexpected argument \"extra\""},
       {{"web", "start", "--nodes", "n1"}, kInvalidArgument, "--nodes is not an option of om web start"},
       {{"web", "bogus"}, kInvalidArgument, "unknown service command \"bogus\"; service commands:"},
-      {{"web"}, kInvalidArgument, "no service command given"},
+      {{"web"}, kInvalidArgument, "it needs a service command after it"},
       {{"../x", "create"}, kInvalidArgument, "invalid service name \"../x\""},
       {{"A", "create"}, kInvalidArgument, "invalid service name \"A\""},
       {{"a..b", "create"}, kInvalidArgument, "invalid service name \"a..b\""},
