@@ -231,6 +231,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   }
   if (added.ok()) added = monitor::AddMonitorHandlers(daemon->monitor_.get(), &daemon->handlers_);
   if (added.ok()) added = service::AddServiceHandlers(options.root, &daemon->handlers_);
+  // --- logs/: ServiceLogs. ---
+  daemon->log_watcher_ = std::make_unique<logs::LogWatcher>(logs::LogWatcher::Options{options.root});
+  logs::LogsService::Options logs;
+  logs.root = options.root;
+  daemon->logs_ = std::make_unique<logs::LogsService>(
+      logs, daemon->log_watcher_.get(), daemon->peers_.get(),
+      [self] { return self->reloader_->config(); });
+  if (added.ok()) {
+    added = daemon->handlers_.AddServerStream<v1::ServiceLogsRequest, v1::ServiceLogsReply>(
+        "ServiceLogs",
+        [self](const server::Caller& caller, const v1::ServiceLogsRequest& request,
+               logs::LogsService::Stream stream) {
+          self->logs_->Serve(caller, request, std::move(stream));
+        });
+  }
   if (added.ok()) added = action::AddActionHandlers(daemon->action_runner_.get(), &daemon->handlers_);
   if (!added.ok()) return added;
 
@@ -378,6 +393,11 @@ v1::DaemonStatusReply Daemon::Status() const {
   listener->set_rebuilds(listener_->rebuilds());
   listener->set_shedding_outsiders(listener_->shedding_outsiders());
   *reply.mutable_node_monitor() = monitor_->Node();
+  v1::LogsStatus& logs = *reply.mutable_logs();
+  logs.set_streams(logs_->streams());
+  logs.set_upstreams(logs_->upstreams());
+  logs.set_subscriptions(log_watcher_->subscriptions());
+  logs.set_followed_files(log_watcher_->followed_files());
   return reply;
 }
 
@@ -425,6 +445,9 @@ void Daemon::Stop(StopKind kind) {
   if (membership_ != nullptr) membership_->Stop();
   // Running actions end (cancelled); their sync callers get that reply now.
   if (action_runner_ != nullptr) action_runner_->Stop();
+  // Log streams never end by themselves: ended here, while replies still go out.
+  if (logs_ != nullptr) logs_->Stop();
+  if (log_watcher_ != nullptr) log_watcher_->Stop();
   if (started_) {
     (void)supervisor_.Stop("heartbeat");  // no "up" after the "maintenance"
     const std::vector<std::string> told = heartbeat_->AnnounceToLiveMembers(

@@ -37,6 +37,8 @@
 #include "daemon/config_reloader.h"
 #include "daemon/daemon_handlers.h"
 #include "daemon/supervisor.h"
+#include "logs/log_watcher.h"
+#include "logs/logs_service.h"
 #include "monitor/monitor.h"
 #include "server/address_book.h"
 #include "server/blacklist.h"
@@ -143,6 +145,10 @@ class Daemon final : public DaemonControl {
   std::unique_ptr<cluster::Heartbeat> heartbeat_;
   // monitor/: after heartbeat_, which tells its states, so it goes first.
   std::unique_ptr<monitor::Monitor> monitor_;
+  // logs/: this node's log files, watched for followers; the ServiceLogs
+  // streams (on peers_), which go before the watcher.
+  std::unique_ptr<logs::LogWatcher> log_watcher_;
+  std::unique_ptr<logs::LogsService> logs_;
   // cluster/: this node's part of the cluster-wide lock, and the membership
   // changes (join, leave) that use it and peers_; after them, so that the
   // membership goes first.
