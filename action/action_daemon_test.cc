@@ -87,19 +87,12 @@ class ActionDaemonTest : public ::testing::Test {
 
   // A client of the daemon's control socket, as om is.
   std::unique_ptr<client::AgentClient> Agent(absl::Duration timeout = absl::Seconds(30)) {
-    absl::StatusOr<config::NodeConfig> config = config::LoadNodeConfig(daemon_->root());
-    EXPECT_TRUE(config.ok()) << config.status();
-    client::AgentClient::Options options;
-    options.target = *net::UnixTarget(config::ControlSocketPath(daemon_->root()));
-    options.envelope = config::EnvelopeOptionsFor(*config);
-    options.recipient = config->node_name;
-    options.reply_senders = {config->node_name};
-    options.timeout = timeout;
     absl::StatusOr<std::unique_ptr<client::AgentClient>> agent =
-        client::AgentClient::Create(std::move(options));
+        ::omd::testing::ControlClient(daemon_->root(), timeout);
     EXPECT_TRUE(agent.ok()) << agent.status();
     return agent.ok() ? *std::move(agent) : nullptr;
   }
+
 
   absl::StatusOr<v1::ServiceActionReply> Run(const v1::ServiceActionRequest& request,
                                              absl::Duration timeout = absl::Seconds(30)) {

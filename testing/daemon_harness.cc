@@ -26,7 +26,9 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "config/atomic_file.h"
+#include "config/envelope_options.h"
 #include "config/node_config.h"
+#include "net/unix_socket.h"
 #include "posix/unique_fd.h"
 #include "process/subprocess.h"
 #include "proto/health.grpc.pb.h"
@@ -264,6 +266,21 @@ absl::StatusOr<bool> IsServing(const std::string& target, const std::string& ser
     return absl::UnavailableError(status.error_message());
   }
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+absl::StatusOr<std::unique_ptr<client::AgentClient>> ControlClient(const std::string& root,
+                                                                   absl::Duration timeout) {
+  absl::StatusOr<config::NodeConfig> config = config::LoadNodeConfig(root);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::string> target = net::UnixTarget(config::ControlSocketPath(root));
+  if (!target.ok()) return target.status();
+  client::AgentClient::Options options;
+  options.target = *target;
+  options.envelope = config::EnvelopeOptionsFor(*config);
+  options.recipient = config->node_name;
+  options.reply_senders = {config->node_name};
+  options.timeout = timeout;
+  return client::AgentClient::Create(std::move(options));
 }
 
 }  // namespace omd::testing

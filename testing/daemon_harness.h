@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/agent_client.h"
 #include "posix/unique_fd.h"
 #include "testing/runfiles.h"
 
@@ -119,6 +120,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromSource(
 // its end) with ready-made request bytes, e.g. a serialized Envelope, or garbage.
 grpc::Status CallAgentMethod(grpc::Channel* channel, const std::string& method_name,
                              const std::string& request_bytes);
+
+// A client of the daemon of `root` through its control socket, sealing as that
+// node, as om does; each call within `timeout`.
+absl::StatusOr<std::unique_ptr<client::AgentClient>> ControlClient(
+    const std::string& root, absl::Duration timeout = absl::Seconds(30));
 
 // grpc.health.v1 Check of `service` ("" for the whole server).
 absl::StatusOr<bool> IsServing(const std::string& target, const std::string& service = "");
