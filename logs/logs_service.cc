@@ -317,12 +317,21 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
     }
   }
 
-  // Records to the stream, a message per records_per_message. A reader whose
-  // queue is full loses them, and then gets a record saying how many.
+  // Records to the stream, in messages of at most records_per_message and
+  // max_message_bytes. A reader whose queue is full loses them, and then gets a
+  // record saying how many.
   void Deliver(const std::vector<v1::LogRecord>& records) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     const size_t per_message = service_->options_.records_per_message;
-    for (size_t begin = 0; begin < records.size(); begin += per_message) {
-      const size_t end = std::min(records.size(), begin + per_message);
+    size_t end = 0;
+    for (size_t begin = 0; begin < records.size(); begin = end) {
+      size_t bytes = 0;
+      end = begin;
+      while (end < records.size() && end - begin < per_message &&
+             (end == begin || bytes + records[end].ByteSizeLong() <=
+                                  service_->options_.max_message_bytes)) {
+        bytes += records[end].ByteSizeLong();
+        ++end;
+      }
       if (missed_ > 0) {
         v1::ServiceLogsReply notice;
         *notice.add_records() = StreamRecord(

@@ -53,7 +53,11 @@ class LogsService {
     std::string root;
     size_t default_backlog = 50;
     size_t max_backlog = 5000;         // a larger request is INVALID_ARGUMENT
-    size_t records_per_message = 100;  // of each ServiceLogsReply
+    // Of each ServiceLogsReply, at most. With the stream's queue (64 messages),
+    // they bound what a reader can be behind by: a backlog of 5000 records from
+    // six nodes fits.
+    size_t records_per_message = 500;
+    size_t max_message_bytes = 256 << 10;
     size_t max_streams = 2000;         // served at once; past it, RESOURCE_EXHAUSTED
     // How long a merged record waits for a silent node (LogMerger::Options).
     absl::Duration lateness = absl::Milliseconds(5);
