@@ -330,9 +330,14 @@ class ConnectionGuard::Loop {
   }
 
   // Connections accepted so far, not later ones, once `grace` has passed.
-  void CloseAcceptedAfter(absl::Duration grace) {
-    closing_before_id_.emplace_back(next_id_, MonotonicNow() + grace);
+  // `before`: the first id not to close, read when the caller asked (a
+  // connection accepted between the call and this command is spared).
+  void CloseAcceptedAfter(uint64_t before, absl::Duration grace) {
+    closing_before_id_.emplace_back(before, MonotonicNow() + grace);
   }
+
+  // The id the next accepted connection gets; any thread.
+  uint64_t next_id() const { return next_id_.load(std::memory_order_acquire); }
 
   void CloseDueAccepted(absl::Time now) {
     for (auto it = closing_before_id_.begin(); it != closing_before_id_.end();) {
@@ -615,7 +620,7 @@ class ConnectionGuard::Loop {
 
     auto owned = std::make_unique<Connection>();
     Connection& connection = *owned;
-    connection.id = next_id_++;
+    connection.id = next_id_.fetch_add(1, std::memory_order_acq_rel);
     connection.address = *address;
     connection.source = source;
     connection.peer_class = verdict.peer_class;
@@ -822,7 +827,7 @@ class ConnectionGuard::Loop {
   std::vector<std::pair<IpAddress, absl::Time>> closing_sources_;
   std::vector<std::pair<uint64_t, absl::Time>> closing_before_id_;
   std::vector<std::unique_ptr<Connection>> closed_;
-  uint64_t next_id_ = 1;
+  std::atomic<uint64_t> next_id_{1};  // written by the loop, read by CloseAcceptedAfter
   bool stopping_ = false;
   absl::Time last_abuse_log_ = absl::InfinitePast();
   absl::Time last_exhaustion_log_ = absl::InfinitePast();
@@ -926,7 +931,7 @@ void ConnectionGuard::DropSources(std::vector<IpAddress> sources) {
 }
 
 void ConnectionGuard::CloseAcceptedAfter(absl::Duration grace) {
-  Post([grace](Loop& loop) { loop.CloseAcceptedAfter(grace); });
+  Post([before = loop_->next_id(), grace](Loop& loop) { loop.CloseAcceptedAfter(before, grace); });
 }
 
 void ConnectionGuard::CloseClass(PeerClass peer_class) {
