@@ -81,6 +81,13 @@ CommandResult Status(const CommandContext& context) {
     absl::StrAppend(&result.text, "last reload failed: ", config.reload_error(), "\n");
   }
   fields["node_monitor"] = MessageToValue(reply->node_monitor());
+  fields["logs"] = MessageToValue(reply->logs());
+  const v1::LogsStatus& logs = reply->logs();
+  absl::StrAppendFormat(&result.text,
+                        "log streams: %d served, %d read from other nodes; %d followers of "
+                        "%d log files\n",
+                        logs.streams(), logs.upstreams(), logs.subscriptions(),
+                        logs.followed_files());
   absl::StrAppend(&result.text, "node ",
                   reply->node_monitor().frozen()
                       ? "frozen: the monitor takes no action on its services\n"
