@@ -4,6 +4,8 @@
 #include <grpcpp/impl/client_unary_call.h>
 #include <grpcpp/impl/rpc_method.h>
 
+#include <grpcpp/support/client_callback.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -12,6 +14,7 @@
 #include "proto/omd.pb.h"
 #include "rpc/agent_methods.h"
 #include "rpc/status.h"
+#include "sync/mutex.h"
 
 namespace omd::client {
 namespace {
@@ -33,12 +36,221 @@ std::shared_ptr<grpc::Channel> NewChannel(const AgentClient::Options& options) {
                                    arguments);
 }
 
+// What a stream's reply must be, beyond its tag (docs/PROTOCOL.md, section 5).
+struct StreamExpectations {
+  std::string path;
+  std::string recipient;  // the bound node: the only sender accepted
+  std::string salt;
+  uint32_t key_generation = 0;
+  std::string request_id;
+};
+
 }  // namespace
+
+// One stream's reading: each reply read only after the previous one is handled.
+class StreamCall::Reactor final : public grpc::ClientReadReactor<v1::Envelope> {
+ public:
+  Reactor(std::shared_ptr<grpc::Channel> channel,
+          std::shared_ptr<const crypto::EnvelopeCodec> codec, StreamExpectations expected,
+          std::function<absl::Status(std::string)> handle,
+          std::function<void(absl::Status)> on_done)
+      : channel_(std::move(channel)),
+        codec_(std::move(codec)),
+        expected_(std::move(expected)),
+        handle_(std::move(handle)),
+        on_done_(std::move(on_done)) {}
+
+  void Begin(const v1::Envelope& request, absl::Duration timeout, bool wait_for_ready) {
+    request_ = request;
+    if (timeout != absl::InfiniteDuration()) {
+      context_.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    }
+    context_.set_wait_for_ready(wait_for_ready);
+    grpc::internal::ClientCallbackReaderFactory<v1::Envelope>::Create<v1::Envelope>(
+        channel_.get(),
+        grpc::internal::RpcMethod(expected_.path.c_str(),
+                                  grpc::internal::RpcMethod::SERVER_STREAMING),
+        &context_, &request_, this);
+    StartRead(&reply_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ended: OnDone has its status
+    absl::Status checked;
+    {
+      // gRPC serializes the reactions, through code TSan cannot see: the lock
+      // shows the order of successive replies' checks.
+      sync::MutexLock lock(&read_mutex_);
+      checked = Check();
+    }
+    if (checked.ok()) {
+      if (!Cancelled()) StartRead(&reply_);
+      return;
+    }
+    {
+      sync::MutexLock lock(&mutex_);
+      if (error_.ok()) error_ = checked;
+    }
+    context_.TryCancel();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    absl::Status outcome = rpc::FromGrpcStatus(status);
+    {
+      sync::MutexLock lock(&mutex_);
+      if (!error_.ok()) {
+        outcome = error_;
+      } else if (cancelled_) {
+        outcome = absl::CancelledError("the stream was cancelled");
+      }
+    }
+    if (on_done_) on_done_(outcome);
+    // The owner may destroy this reactor as soon as it sees done: the signal,
+    // shared, outlives the unlock (which wakes the waiter) here.
+    std::shared_ptr<DoneSignal> signal = signal_;
+    sync::MutexLock lock(&signal->mutex);
+    signal->done = true;
+  }
+
+  void Cancel() {
+    if (done()) return;
+    {
+      sync::MutexLock lock(&mutex_);
+      if (cancelled_) return;
+      cancelled_ = true;
+    }
+    context_.TryCancel();
+  }
+
+  bool Cancelled() const {
+    sync::MutexLock lock(&mutex_);
+    return cancelled_;
+  }
+
+  bool done() const {
+    sync::MutexLock lock(&signal_->mutex);
+    return signal_->done;
+  }
+
+  void WaitDone() {
+    std::shared_ptr<DoneSignal> signal = signal_;
+    sync::MutexLock lock(&signal->mutex);
+    signal->mutex.Await(
+        [&signal]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(signal->mutex) { return signal->done; });
+  }
+
+ private:
+  // Section 5's checks, and the sequence; then the payload to its handler.
+  absl::Status Check() ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mutex_) {
+    if (reply_.salt() != expected_.salt || reply_.key_generation() != expected_.key_generation) {
+      return absl::UnauthenticatedError("stream reply is not sealed with this request's key");
+    }
+    absl::StatusOr<crypto::OpenedEnvelope> opened =
+        codec_->Open(crypto::Direction::kReply, expected_.path, reply_);
+    if (opened.ok()) {
+      absl::Status fresh = codec_->CheckSendTime(opened->sent_at);
+      if (!fresh.ok()) opened = fresh;
+    }
+    if (!opened.ok()) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("stream reply is not authentic: ", opened.status().message()));
+    }
+    if (opened->in_reply_to != expected_.request_id) {
+      return absl::UnauthenticatedError("stream reply does not answer this request");
+    }
+    if (opened->nodename != expected_.recipient) {
+      return absl::UnauthenticatedError(absl::StrCat("stream reply sealed by ",
+                                                     opened->nodename, ", not by ",
+                                                     expected_.recipient));
+    }
+    if (opened->sequence != sequence_ + 1) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          "stream reply ", opened->sequence, " where ", sequence_ + 1, " was due"));
+    }
+    ++sequence_;
+    return handle_(std::move(opened->payload));
+  }
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::shared_ptr<const crypto::EnvelopeCodec> codec_;
+  const StreamExpectations expected_;
+  const std::function<absl::Status(std::string)> handle_;
+  const std::function<void(absl::Status)> on_done_;
+  grpc::ClientContext context_;
+  v1::Envelope request_;
+  v1::Envelope reply_;   // one read at a time
+  sync::Mutex read_mutex_;
+  uint64_t sequence_ ABSL_GUARDED_BY(read_mutex_) = 0;  // of the last reply handled
+  mutable sync::Mutex mutex_;
+  absl::Status error_ ABSL_GUARDED_BY(mutex_);
+  bool cancelled_ ABSL_GUARDED_BY(mutex_) = false;
+  struct DoneSignal {
+    sync::Mutex mutex;
+    bool done ABSL_GUARDED_BY(mutex) = false;
+  };
+  const std::shared_ptr<DoneSignal> signal_ = std::make_shared<DoneSignal>();
+};
+
+StreamCall::StreamCall(std::unique_ptr<Reactor> reactor) : reactor_(std::move(reactor)) {}
+
+StreamCall::~StreamCall() {
+  reactor_->Cancel();
+  reactor_->WaitDone();
+}
+
+void StreamCall::Cancel() { reactor_->Cancel(); }
+
+bool StreamCall::done() const { return reactor_->done(); }
+
+absl::StatusOr<std::unique_ptr<StreamCall>> AgentClient::Stream(
+    absl::string_view method_name, const google::protobuf::Message& request,
+    absl::string_view reply_type, StreamOptions options) {
+  std::function<void(std::string)> on_message = std::move(options.on_message);
+  return StreamRaw(method_name, request, reply_type, std::move(options),
+                   [on_message = std::move(on_message)](std::string payload) {
+                     if (on_message) on_message(std::move(payload));
+                     return absl::OkStatus();
+                   });
+}
+
+absl::StatusOr<std::unique_ptr<StreamCall>> AgentClient::StreamRaw(
+    absl::string_view method_name, const google::protobuf::Message& request,
+    absl::string_view reply_type, StreamOptions options,
+    std::function<absl::Status(std::string)> handle) {
+  absl::StatusOr<const google::protobuf::MethodDescriptor*> method =
+      rpc::FindServerStreamMethod(method_name, request.GetDescriptor()->full_name(),
+                                  reply_type);
+  if (!method.ok()) return method.status();
+  StreamExpectations expected;
+  expected.path = rpc::MethodPath(**method);
+  expected.recipient = daemon_node();
+  if (expected.recipient.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(method_name, ": a stream goes to a known node; this client has none"));
+  }
+  if (!options_.any_reply_sender && !options_.reply_senders.contains(expected.recipient)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(method_name, ": ", expected.recipient, " is not a cluster member"));
+  }
+  absl::StatusOr<v1::Envelope> sealed =
+      codec_->Seal(crypto::Direction::kRequest, expected.path, expected.recipient, salt_,
+                   request.SerializeAsString(), &expected.request_id);
+  if (!sealed.ok()) return sealed.status();
+  expected.salt = sealed->salt();
+  expected.key_generation = sealed->key_generation();
+  auto reactor = std::make_unique<StreamCall::Reactor>(
+      channel_, codec_, std::move(expected), std::move(handle), std::move(options.on_done));
+  StreamCall::Reactor* started = reactor.get();
+  auto call = std::make_unique<StreamCall>(std::move(reactor));
+  started->Begin(*sealed, options.timeout, options_.wait_for_ready);
+  return call;
+}
 
 AgentClient::AgentClient(Options options)
     : options_(std::move(options)),
       channel_(options_.channel != nullptr ? options_.channel : NewChannel(options_)),
-      codec_(options_.envelope),
+      codec_(std::make_shared<const crypto::EnvelopeCodec>(options_.envelope)),
       salt_(crypto::EnvelopeCodec::NewSalt()),
       recipient_(options_.recipient) {}
 
@@ -84,7 +296,7 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
   const std::string recipient = daemon_node();
 
   std::string request_id;
-  absl::StatusOr<v1::Envelope> sealed = codec_.Seal(
+  absl::StatusOr<v1::Envelope> sealed = codec_->Seal(
       crypto::Direction::kRequest, path, recipient, salt_, request.SerializeAsString(),
       &request_id);
   if (!sealed.ok()) return sealed.status();
@@ -105,9 +317,9 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
     return absl::UnauthenticatedError("reply is not sealed with this request's key");
   }
   absl::StatusOr<crypto::OpenedEnvelope> opened =
-      codec_.Open(crypto::Direction::kReply, path, reply);
+      codec_->Open(crypto::Direction::kReply, path, reply);
   if (opened.ok()) {
-    absl::Status fresh = codec_.CheckSendTime(opened->sent_at);
+    absl::Status fresh = codec_->CheckSendTime(opened->sent_at);
     if (!fresh.ok()) opened = fresh;
   }
   if (!opened.ok()) {
@@ -116,6 +328,9 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
   }
   if (opened->in_reply_to != request_id) {
     return absl::UnauthenticatedError("reply does not answer this request");
+  }
+  if (opened->sequence != 0) {
+    return absl::UnauthenticatedError("a unary reply numbered as a stream's");
   }
   // A joiner trusts any valid name: only a holder of the secret sealed this.
   const bool trusted = options_.any_reply_sender ? config::IsValidName(opened->nodename)

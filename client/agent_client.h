@@ -18,6 +18,19 @@
 // calls Identify, the one method that may go to any node, and binds every later
 // request to the node that answered; a reply from any other node is refused.
 //
+// A server-streaming method is read with the callback API (no thread per call);
+// each reply is authenticated like a unary one, and must carry the next
+// sequence number (docs/PROTOCOL.md, section 5):
+//
+//   AgentClient::StreamOptions options;
+//   options.timeout = absl::InfiniteDuration();  // a follow
+//   absl::StatusOr<std::unique_ptr<StreamCall>> call =
+//       client->Stream<v1::ServiceLogsReply>("ServiceLogs", request,
+//           [](const v1::ServiceLogsReply& reply) { ... },
+//           [](absl::Status status) { ... }, options);
+//   ...
+//   (*call)->Cancel();  // or destroy it: it cancels and waits for on_done
+//
 // A joiner (om daemon join) seals with crypto::JoinerEnvelopeOptions and sets
 // `any_reply_sender`: it has no cluster.nodes yet, and only a holder of the
 // secret could seal the reply. daemon_cluster() is then the cluster it reached.
@@ -26,6 +39,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -40,6 +55,28 @@
 #include "sync/mutex.h"
 
 namespace omd::client {
+
+// One server-streaming call in progress (AgentClient::Stream). It keeps what it
+// needs alive (the channel and the client's codec): it may outlive its client.
+class StreamCall {
+ public:
+  class Reactor;  // client/agent_client.cc
+  explicit StreamCall(std::unique_ptr<Reactor> reactor);
+  // Cancels the call if it is still on, and waits until on_done has run: never
+  // destroy it from its own on_message or on_done.
+  ~StreamCall();
+
+  StreamCall(const StreamCall&) = delete;
+  StreamCall& operator=(const StreamCall&) = delete;
+
+  // Asks gRPC to end the call now (on_done then gets CANCELLED). Idempotent.
+  void Cancel();
+  // Whether on_done has run.
+  bool done() const;
+
+ private:
+  std::unique_ptr<Reactor> reactor_;
+};
 
 class AgentClient {
  public:
@@ -67,6 +104,48 @@ class AgentClient {
   };
 
   static absl::StatusOr<std::unique_ptr<AgentClient>> Create(Options options);
+
+  struct StreamOptions {
+    // The whole call's deadline; InfiniteDuration(): none (a follow).
+    absl::Duration timeout = absl::InfiniteDuration();
+    // Each reply's payload, once authenticated and in sequence; the next one is
+    // read only after it returns. On gRPC's thread: it must not block for long.
+    std::function<void(std::string payload)> on_message;
+    // Exactly once: OK at the stream's end, the daemon's status, CANCELLED after
+    // Cancel, or UNAUTHENTICATED (the call cancelled) for a reply that fails a
+    // check.
+    std::function<void(absl::Status)> on_done;
+  };
+
+  // Calls the server-streaming omd.v1.Agent/`method_name` (its `carries` must name
+  // the request's type and `reply_type`). Only to a known node: without a
+  // recipient, FAILED_PRECONDITION (no Identify first).
+  absl::StatusOr<std::unique_ptr<StreamCall>> Stream(absl::string_view method_name,
+                                                     const google::protobuf::Message& request,
+                                                     absl::string_view reply_type,
+                                                     StreamOptions options);
+
+  // The same with each reply parsed as a Reply; one that does not parse ends the
+  // call (DATA_LOSS).
+  template <typename Reply>
+  absl::StatusOr<std::unique_ptr<StreamCall>> Stream(
+      absl::string_view method_name, const google::protobuf::Message& request,
+      std::function<void(const Reply&)> on_reply, std::function<void(absl::Status)> on_done,
+      StreamOptions options = StreamOptions()) {
+    options.on_done = std::move(on_done);
+    return StreamRaw(
+        method_name, request, Reply::descriptor()->full_name(), std::move(options),
+        [method = std::string(method_name),
+         on_reply = std::move(on_reply)](std::string payload) -> absl::Status {
+          Reply reply;
+          if (!reply.ParseFromString(payload)) {
+            return absl::DataLossError(absl::StrCat("reply of ", method, " is not a ",
+                                                    Reply::descriptor()->full_name()));
+          }
+          on_reply(reply);
+          return absl::OkStatus();
+        });
+  }
 
   // The node whose daemon answers, once known (given, or learned by a call).
   std::string daemon_node() const;
@@ -104,12 +183,19 @@ class AgentClient {
                                       const google::protobuf::Message& request,
                                       absl::string_view reply_type, absl::Duration timeout);
 
+  // Stream's body: `handle` takes each checked payload; an error ends the call.
+  absl::StatusOr<std::unique_ptr<StreamCall>> StreamRaw(
+      absl::string_view method_name, const google::protobuf::Message& request,
+      absl::string_view reply_type, StreamOptions options,
+      std::function<absl::Status(std::string)> handle);
+
   // Calls Identify if the recipient is not known yet.
   absl::Status BindRecipient(absl::Duration timeout);
 
   const Options options_;
   std::shared_ptr<grpc::Channel> channel_;
-  crypto::EnvelopeCodec codec_;
+  // Shared with the streams in progress, which may outlive the client.
+  const std::shared_ptr<const crypto::EnvelopeCodec> codec_;
   const std::string salt_;
   mutable sync::Mutex mutex_;
   std::string recipient_ ABSL_GUARDED_BY(mutex_);

@@ -98,6 +98,29 @@ class Peers {
     return reply;
   }
 
+  // Opens a server stream to `node`'s daemon (AgentClient::Stream): held or
+  // refused like Call, and its outcome (an error at once, or on_done's status)
+  // recorded like a call's. The Peers must outlive the call.
+  template <typename Reply>
+  absl::StatusOr<std::unique_ptr<client::StreamCall>> Stream(
+      absl::string_view node, absl::string_view method,
+      const google::protobuf::Message& request, std::function<void(const Reply&)> on_reply,
+      std::function<void(absl::Status)> on_done,
+      client::AgentClient::StreamOptions options = client::AgentClient::StreamOptions()) {
+    absl::StatusOr<std::shared_ptr<client::AgentClient>> client = ClientFor(node);
+    if (!client.ok()) return client.status();
+    absl::StatusOr<std::unique_ptr<client::StreamCall>> call =
+        (*client)->template Stream<Reply>(
+            method, request, std::move(on_reply),
+            [this, node = std::string(node), on_done = std::move(on_done)](absl::Status status) {
+              Record(node, status);
+              if (on_done) on_done(std::move(status));
+            },
+            std::move(options));
+    if (!call.ok()) Record(node, call.status());
+    return call;
+  }
+
   // Addresses ("host:port") that other members' views give for nodes, used for
   // those that this node's node.conf has no address for: a membership change
   // reaches a member it has just heard of, or one that it has just removed (to

@@ -104,7 +104,7 @@ absl::StatusOr<AeadKey> EnvelopeCodec::Key(uint32_t generation,
 absl::StatusOr<v1::Envelope> EnvelopeCodec::SealFresh(
     Direction direction, absl::string_view method, absl::string_view recipient,
     absl::string_view salt, uint32_t key_generation, absl::string_view in_reply_to,
-    absl::string_view payload, std::string* request_id) const {
+    absl::string_view payload, std::string* request_id, uint64_t sequence) const {
   SealInputs inputs;
   inputs.direction = direction;
   inputs.method = std::string(method);
@@ -118,6 +118,7 @@ absl::StatusOr<v1::Envelope> EnvelopeCodec::SealFresh(
   inputs.in_reply_to = std::string(in_reply_to);
   inputs.sent_at_unix_ms = absl::ToUnixMillis(options_.clock());
   inputs.payload = std::string(payload);
+  inputs.sequence = sequence;
   if (request_id != nullptr) *request_id = inputs.request_id;
   return SealWith(inputs);
 }
@@ -143,6 +144,18 @@ absl::StatusOr<v1::Envelope> EnvelopeCodec::SealReply(absl::string_view method,
                    request.request_id, payload, /*request_id=*/nullptr);
 }
 
+absl::StatusOr<v1::Envelope> EnvelopeCodec::SealStreamReply(absl::string_view method,
+                                                            const OpenedEnvelope& request,
+                                                            absl::string_view payload,
+                                                            uint64_t sequence) const {
+  if (sequence == 0) {
+    return absl::InvalidArgumentError("a stream's replies are numbered from 1");
+  }
+  return SealFresh(Direction::kReply, method, request.nodename, request.salt,
+                   request.key_generation, request.request_id, payload,
+                   /*request_id=*/nullptr, sequence);
+}
+
 absl::StatusOr<v1::Envelope> EnvelopeCodec::SealWith(const SealInputs& inputs) const {
   if (inputs.salt.size() != kSaltBytes) {
     return absl::InvalidArgumentError("salt must be 16 bytes");
@@ -163,6 +176,7 @@ absl::StatusOr<v1::Envelope> EnvelopeCodec::SealWith(const SealInputs& inputs) c
   sealed.set_request_id(inputs.request_id);
   sealed.set_in_reply_to(inputs.in_reply_to);
   sealed.set_payload(inputs.payload);
+  sealed.set_sequence(inputs.sequence);
   std::string plaintext;
   if (!sealed.SerializeToString(&plaintext)) {
     return absl::InternalError("cannot serialize the sealed message");
@@ -245,6 +259,7 @@ absl::StatusOr<OpenedEnvelope> EnvelopeCodec::Open(Direction direction,
   opened.in_reply_to = std::move(*sealed.mutable_in_reply_to());
   opened.sent_at = sent_at;
   opened.payload = std::move(*sealed.mutable_payload());
+  opened.sequence = sealed.sequence();
   return opened;
 }
 

@@ -12,6 +12,7 @@
 //   Envelope request = codec.Seal(Direction::kRequest, method, salt, payload).value();
 //   OpenedEnvelope opened = codec.Open(Direction::kRequest, method, request).value();
 //   Envelope reply = codec.SealReply(method, opened, reply_payload).value();
+//   Envelope third = codec.SealStreamReply(method, opened, payload, 3).value();
 //
 // Open checks the tag, CheckSendTime the send-time window; replay of a request id
 // within the window is the receiver's business (server/replay_guard.h), and so is
@@ -97,6 +98,8 @@ struct OpenedEnvelope {
   std::string in_reply_to;
   absl::Time sent_at;
   std::string payload;
+  // A stream's reply: its place in the stream, from 1; 0 otherwise.
+  uint64_t sequence = 0;
 };
 
 // Everything a seal uses, for test vectors: Seal chooses nonce, id and time itself.
@@ -111,6 +114,7 @@ struct SealInputs {
   std::string in_reply_to;
   int64_t sent_at_unix_ms = 0;
   std::string payload;
+  uint64_t sequence = 0;  // a stream's replies: 1, 2, 3...; else 0
 };
 
 class EnvelopeCodec {
@@ -137,6 +141,13 @@ class EnvelopeCodec {
   absl::StatusOr<v1::Envelope> SealReply(absl::string_view method,
                                          const OpenedEnvelope& request,
                                          absl::string_view payload) const;
+
+  // The same for the `sequence`-th reply (from 1) of a stream answering `request`
+  // (docs/PROTOCOL.md, section 5): a reader refuses any other order.
+  absl::StatusOr<v1::Envelope> SealStreamReply(absl::string_view method,
+                                               const OpenedEnvelope& request,
+                                               absl::string_view payload,
+                                               uint64_t sequence) const;
 
   absl::StatusOr<v1::Envelope> SealWith(const SealInputs& inputs) const;
 
@@ -166,7 +177,8 @@ class EnvelopeCodec {
                                          absl::string_view salt, uint32_t key_generation,
                                          absl::string_view in_reply_to,
                                          absl::string_view payload,
-                                         std::string* request_id) const;
+                                         std::string* request_id,
+                                         uint64_t sequence = 0) const;
 
   // The secret of `generation`: the one configured, or for a member's codec and
   // kJoinerKeyGeneration, the current one. Null if none.

@@ -50,6 +50,25 @@ TEST_F(EnvelopeTest, RequestAndReplyRoundTrip) {
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ(answer->payload, "pong");
   EXPECT_EQ(answer->in_reply_to, opened->request_id);
+  EXPECT_EQ(answer->sequence, 0u);  // a unary reply
+}
+
+// A stream's replies carry their place in the stream, under the same key and
+// answering the same request; there is no 0th.
+TEST_F(EnvelopeTest, StreamRepliesAreNumbered) {
+  v1::Envelope request = node1_.Seal(Direction::kRequest, kMethod, "node2", salt_, "ping").value();
+  const OpenedEnvelope opened = node2_.Open(Direction::kRequest, kMethod, request).value();
+  for (uint64_t sequence : {uint64_t{1}, uint64_t{2}, uint64_t{1} << 40}) {
+    v1::Envelope reply = node2_.SealStreamReply(kMethod, opened, "line", sequence).value();
+    EXPECT_EQ(reply.salt(), salt_);
+    absl::StatusOr<OpenedEnvelope> answer = node1_.Open(Direction::kReply, kMethod, reply);
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    EXPECT_EQ(answer->sequence, sequence);
+    EXPECT_EQ(answer->in_reply_to, opened.request_id);
+    EXPECT_EQ(answer->payload, "line");
+  }
+  EXPECT_EQ(node2_.SealStreamReply(kMethod, opened, "line", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(EnvelopeTest, EachSealUsesAFreshNonceAndRequestId) {

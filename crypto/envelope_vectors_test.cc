@@ -62,6 +62,7 @@ class Vector {
     inputs.in_reply_to = Bytes("in_reply_to");
     inputs.sent_at_unix_ms = Number("sent_at_unix_ms");
     inputs.payload = Bytes("payload");
+    inputs.sequence = static_cast<uint64_t>(Number("sequence"));
     return inputs;
   }
 
@@ -120,6 +121,7 @@ TEST(EnvelopeVectorsTest, DerivedFieldsMatch) {
     sealed.set_request_id(vector.Bytes("request_id"));
     sealed.set_in_reply_to(vector.Bytes("in_reply_to"));
     sealed.set_payload(vector.Bytes("payload"));
+    sealed.set_sequence(static_cast<uint64_t>(vector.Number("sequence")));
     EXPECT_EQ(Hex(sealed.SerializeAsString()), vector.Text("plaintext"));
   }
 }
@@ -156,6 +158,7 @@ TEST(EnvelopeVectorsTest, EnvelopesOpenToTheirPayload) {
     EXPECT_EQ(opened->in_reply_to, vector.Bytes("in_reply_to"));
     EXPECT_EQ(opened->nodename, vector.Text("nodename"));
     EXPECT_EQ(opened->cluster, vector.Text("cluster"));
+    EXPECT_EQ(opened->sequence, static_cast<uint64_t>(vector.Number("sequence")));
   }
 }
 

@@ -271,7 +271,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
       [self]() -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
         absl::StatusOr<std::unique_ptr<server::AgentService>> agent =
             server::AgentService::Create(self->gate_.get(), &self->handlers_,
-                                         &self->dispatched_calls_);
+                                         &self->dispatched_calls_, &self->open_streams_);
         if (!agent.ok()) return agent.status();
         std::vector<std::unique_ptr<grpc::Service>> services;
         services.push_back(*std::move(agent));

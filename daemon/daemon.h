@@ -97,6 +97,8 @@ class Daemon final : public DaemonControl {
   server::ReplayGuard& replay_guard() { return *replay_guard_; }
   // Calls the gate admitted and passed on (to a handler, or UNIMPLEMENTED).
   int64_t dispatched_calls() const { return dispatched_calls_.load(); }
+  // Server streams open now (ServiceLogs).
+  int64_t open_streams() const { return open_streams_.load(); }
 
   // Loads node.conf and applies it now (after the daemon wrote it itself); the
   // reloader thread does the same within its poll interval for any change.
@@ -156,6 +158,7 @@ class Daemon final : public DaemonControl {
   std::unique_ptr<cluster::Membership> membership_;
   server::HandlerRegistry handlers_;
   std::atomic<int64_t> dispatched_calls_{0};
+  std::atomic<int64_t> open_streams_{0};
   Supervisor supervisor_;
 
   sync::Mutex stop_mutex_;

@@ -27,6 +27,12 @@ absl::StatusOr<const google::protobuf::MethodDescriptor*> FindUnaryMethod(
     absl::string_view method_name, absl::string_view request_type,
     absl::string_view reply_type);
 
+// The same for a server-streaming method (ServiceLogs), whose every reply
+// carries `reply_type`.
+absl::StatusOr<const google::protobuf::MethodDescriptor*> FindServerStreamMethod(
+    absl::string_view method_name, absl::string_view request_type,
+    absl::string_view reply_type);
+
 }  // namespace omd::rpc
 
 #endif  // OMD_RPC_AGENT_METHODS_H_

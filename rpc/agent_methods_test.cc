@@ -38,5 +38,22 @@ TEST(AgentMethodsTest, RefusesWhatDoesNotMatch) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(AgentMethodsTest, FindsServerStreamMethodsByTheirCarriedTypes) {
+  absl::StatusOr<const google::protobuf::MethodDescriptor*> method = FindServerStreamMethod(
+      "ServiceLogs", "omd.v1.ServiceLogsRequest", "omd.v1.ServiceLogsReply");
+  ASSERT_TRUE(method.ok()) << method.status();
+  EXPECT_EQ(MethodPath(**method), "/omd.v1.Agent/ServiceLogs");
+  EXPECT_EQ(FindServerStreamMethod("BlacklistStatus", "omd.v1.BlacklistStatusRequest",
+                                   "omd.v1.BlacklistStatusReply")
+                .status()
+                .message(),
+            "BlacklistStatus is not server-streaming");
+  EXPECT_EQ(FindServerStreamMethod("ServiceLogs", "omd.v1.ServiceLogsRequest",
+                                   "omd.v1.BlacklistStatusReply")
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace omd::rpc

@@ -40,8 +40,8 @@ absl::Time CallDeadline(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-// Server-streaming methods: the gate runs, then (until a method has a stream
-// handler) the stream ends with UNIMPLEMENTED.
+// A server-streaming call refused before any stream: by the gate, or for want of a
+// handler.
 class GatedWriteReactor : public grpc::ServerWriteReactor<v1::Envelope> {
  public:
   explicit GatedWriteReactor(grpc::Status status) { Finish(status); }
@@ -50,12 +50,15 @@ class GatedWriteReactor : public grpc::ServerWriteReactor<v1::Envelope> {
 
 }  // namespace
 
-AgentService::AgentService(Gate* gate, std::atomic<int64_t>* dispatched_calls)
-    : gate_(gate), dispatched_calls_(dispatched_calls) {}
+AgentService::AgentService(Gate* gate, std::atomic<int64_t>* dispatched_calls,
+                           std::atomic<int64_t>* open_streams)
+    : gate_(gate), dispatched_calls_(dispatched_calls), open_streams_(open_streams) {}
 
 absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
-    Gate* gate, const HandlerRegistry* handlers, std::atomic<int64_t>* dispatched_calls) {
-  std::unique_ptr<AgentService> service(new AgentService(gate, dispatched_calls));
+    Gate* gate, const HandlerRegistry* handlers, std::atomic<int64_t>* dispatched_calls,
+    std::atomic<int64_t>* open_streams) {
+  std::unique_ptr<AgentService> service(
+      new AgentService(gate, dispatched_calls, open_streams));
   const google::protobuf::ServiceDescriptor& descriptor = rpc::AgentService();
   for (int i = 0; i < descriptor.method_count(); ++i) {
     const google::protobuf::MethodDescriptor& rpc_method = *descriptor.method(i);
@@ -70,6 +73,7 @@ absl::StatusOr<std::unique_ptr<AgentService>> AgentService::Create(
     method.access.non_members = access.non_members();
     method.access.any_recipient = access.any_recipient();
     method.unary_handler = handlers->FindUnary(rpc_method.name());
+    method.stream_handler = handlers->FindServerStream(rpc_method.name());
     const auto type = rpc_method.server_streaming() ? grpc::internal::RpcMethod::SERVER_STREAMING
                                              : grpc::internal::RpcMethod::NORMAL_RPC;
     // What generated code does for a callback service, for every method alike.
@@ -150,7 +154,20 @@ grpc::ServerWriteReactor<v1::Envelope>* AgentService::HandleServerStream(
       gate_->Admit(method.path, method.access, context->peer(), *request);
   if (!admitted.ok()) return new GatedWriteReactor(rpc::ToGrpcStatus(admitted.status()));
   dispatched_calls_->fetch_add(1, std::memory_order_relaxed);
-  return new GatedWriteReactor(Unimplemented(method.name));
+  if (method.stream_handler == nullptr) return new GatedWriteReactor(Unimplemented(method.name));
+  auto request_state = std::make_shared<AdmittedRequest>(*std::move(admitted));
+  request_state->caller.deadline = CallDeadline(*context);
+  StreamWriter::Started started = StreamWriter::Start(
+      request_state, method.path, method.stream_handler->max_queued, &open_streams_);
+  // A stopping server finished the stream already: no handler to call.
+  if (started.refused) return started.reactor;
+  method.stream_handler->handler(request_state->caller, request_state->envelope.payload,
+                                 started.stream);
+  return started.reactor;
+}
+
+void AgentService::FinishStreams(const absl::Status& status) {
+  open_streams_.FinishAll(status);
 }
 
 }  // namespace omd::server

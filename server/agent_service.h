@@ -14,8 +14,15 @@
 //
 //   HandlerRegistry handlers = ...;
 //   std::atomic<int64_t> dispatched{0};
-//   auto service = AgentService::Create(&gate, &handlers, &dispatched).value();
+//   std::atomic<int64_t> open_streams{0};
+//   auto service = AgentService::Create(&gate, &handlers, &dispatched, &open_streams).value();
 //   builder.RegisterService(service.get());
+//   ...
+//   service->FinishStreams(absl::UnavailableError("the daemon is stopping"));
+//   server->Shutdown();
+//
+// A server-streaming method is gated the same way; admitted, its handler gets a
+// StreamWriter (server/stream_writer.h) over a reactor of gRPC's callback API.
 #ifndef OMD_SERVER_AGENT_SERVICE_H_
 #define OMD_SERVER_AGENT_SERVICE_H_
 
@@ -32,18 +39,26 @@
 #include "proto/omd.pb.h"
 #include "server/gate.h"
 #include "server/handler_registry.h"
+#include "server/server_stream.h"
+#include "server/stream_writer.h"
 
 namespace omd::server {
 
-class AgentService final : public grpc::Service {
+class AgentService final : public grpc::Service, public StreamingService {
  public:
   // Fails if the descriptor has a method kind the gate cannot front (client
   // streaming), so such a method can never be served ungated. `dispatched_calls`
   // counts the calls the gate admitted and passed on, to a handler or to
   // UNIMPLEMENTED: the proof, in tests, that refused calls reached neither. It is
-  // shared by the services of successive gRPC servers (server/listener.h).
+  // shared by the services of successive gRPC servers (server/listener.h), and
+  // so is `open_streams` (if not null): the server streams open now.
   static absl::StatusOr<std::unique_ptr<AgentService>> Create(
-      Gate* gate, const HandlerRegistry* handlers, std::atomic<int64_t>* dispatched_calls);
+      Gate* gate, const HandlerRegistry* handlers, std::atomic<int64_t>* dispatched_calls,
+      std::atomic<int64_t>* open_streams = nullptr);
+
+  // StreamingService: ends this service's open streams with `status` (once
+  // their queued replies are sent), and refuses new ones with it.
+  void FinishStreams(const absl::Status& status) override;
 
  private:
   struct Method {
@@ -51,9 +66,11 @@ class AgentService final : public grpc::Service {
     std::string name;
     MethodAccess access;
     const HandlerRegistry::UnaryHandler* unary_handler = nullptr;
+    const HandlerRegistry::ServerStreamHandler* stream_handler = nullptr;
   };
 
-  AgentService(Gate* gate, std::atomic<int64_t>* dispatched_calls);
+  AgentService(Gate* gate, std::atomic<int64_t>* dispatched_calls,
+               std::atomic<int64_t>* open_streams);
 
   grpc::ServerUnaryReactor* HandleUnary(const Method& method,
                                         grpc::CallbackServerContext* context,
@@ -66,6 +83,7 @@ class AgentService final : public grpc::Service {
   Gate* const gate_;
   std::atomic<int64_t>* const dispatched_calls_;
   std::deque<Method> methods_;  // a deque: addresses stay put as it grows
+  OpenStreams open_streams_;
 };
 
 }  // namespace omd::server

@@ -164,4 +164,12 @@ absl::StatusOr<v1::Envelope> Gate::SealReply(const AdmittedRequest& request,
   return request.view->codec->SealReply(method_path, request.envelope, payload);
 }
 
+absl::StatusOr<v1::Envelope> Gate::SealStreamReply(const AdmittedRequest& request,
+                                                   absl::string_view method_path,
+                                                   absl::string_view payload,
+                                                   uint64_t sequence) {
+  return request.view->codec->SealStreamReply(method_path, request.envelope, payload,
+                                              sequence);
+}
+
 }  // namespace omd::server

@@ -108,6 +108,14 @@ class Gate {
                                          absl::string_view method_path,
                                          absl::string_view payload) const;
 
+  // The `sequence`-th reply (from 1) of a stream answering `request`. Static: a
+  // stream's replies use only the view the request was admitted with, and may be
+  // sealed from any thread, whatever becomes of the gate.
+  static absl::StatusOr<v1::Envelope> SealStreamReply(const AdmittedRequest& request,
+                                                      absl::string_view method_path,
+                                                      absl::string_view payload,
+                                                      uint64_t sequence);
+
   void SetClusterView(std::shared_ptr<const ClusterView> view);
   std::shared_ptr<const ClusterView> cluster_view() const;
 

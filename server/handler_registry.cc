@@ -9,4 +9,10 @@ const HandlerRegistry::UnaryHandler* HandlerRegistry::FindUnary(
   return it == unary_.end() ? nullptr : &it->second;
 }
 
+const HandlerRegistry::ServerStreamHandler* HandlerRegistry::FindServerStream(
+    absl::string_view method_name) const {
+  auto it = server_stream_.find(method_name);
+  return it == server_stream_.end() ? nullptr : &it->second;
+}
+
 }  // namespace omd::server

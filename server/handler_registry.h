@@ -18,11 +18,22 @@
 //         worker.Post([=] { respond(Work(caller, request)); });
 //       });
 //
+// A server-streaming method's handler gets the stream (server/server_stream.h),
+// which it may keep and write from any thread; it returns at once:
+//
+//   registry.AddServerStream<v1::ServiceLogsRequest, v1::ServiceLogsReply>(
+//       "ServiceLogs", [&](const Caller& caller, const v1::ServiceLogsRequest& request,
+//                          std::shared_ptr<ServerStream<v1::ServiceLogsReply>> stream) {
+//         feed.Follow(request, stream);
+//       });
+//
 // Fill it before building the service; it is read-only afterwards.
 #ifndef OMD_SERVER_HANDLER_REGISTRY_H_
 #define OMD_SERVER_HANDLER_REGISTRY_H_
 
+#include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -33,6 +44,7 @@
 #include "absl/strings/string_view.h"
 #include "rpc/agent_methods.h"
 #include "server/caller.h"
+#include "server/server_stream.h"
 
 namespace omd::server {
 
@@ -88,11 +100,55 @@ class HandlerRegistry {
     return absl::OkStatus();
   }
 
+  // A server-streaming method's handler: the request payload and the stream.
+  struct ServerStreamHandler {
+    // Replies waiting in a stream beyond which Write refuses more.
+    size_t max_queued = 64;
+    std::function<void(const Caller&, absl::string_view payload,
+                       std::shared_ptr<RawServerStream> stream)>
+        handler;
+  };
+
+  // A request that does not parse ends the stream with INVALID_ARGUMENT before
+  // `handler` sees it. `max_queued`: see ServerStream::Write.
+  template <typename Request, typename Reply>
+  absl::Status AddServerStream(
+      absl::string_view method_name,
+      std::function<void(const Caller&, const Request&, std::shared_ptr<ServerStream<Reply>>)>
+          handler,
+      size_t max_queued = 64) {
+    absl::Status carried = rpc::FindServerStreamMethod(method_name,
+                                                       Request::descriptor()->full_name(),
+                                                       Reply::descriptor()->full_name())
+                               .status();
+    if (!carried.ok()) return carried;
+    if (max_queued == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(method_name, ": a stream must queue at least one reply"));
+    }
+    ServerStreamHandler& entry = server_stream_[std::string(method_name)];
+    entry.max_queued = max_queued;
+    entry.handler = [handler = std::move(handler)](const Caller& caller,
+                                                   absl::string_view payload,
+                                                   std::shared_ptr<RawServerStream> raw) {
+      Request request;
+      if (!request.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        raw->Finish(absl::InvalidArgumentError(absl::StrCat(
+            "request payload is not a valid ", Request::descriptor()->full_name())));
+        return;
+      }
+      handler(caller, request, std::make_shared<ServerStream<Reply>>(std::move(raw)));
+    };
+    return absl::OkStatus();
+  }
+
   // nullptr when the method has no handler (yet).
   const UnaryHandler* FindUnary(absl::string_view method_name) const;
+  const ServerStreamHandler* FindServerStream(absl::string_view method_name) const;
 
  private:
   absl::flat_hash_map<std::string, UnaryHandler> unary_;
+  absl::flat_hash_map<std::string, ServerStreamHandler> server_stream_;
 };
 
 }  // namespace omd::server

@@ -272,6 +272,14 @@ absl::Duration Listener::guard_cpu_time() const {
   return guard_ != nullptr ? guard_->thread_cpu_time() : absl::ZeroDuration();
 }
 
+void Listener::FinishStreams(const Generation& generation, const absl::Status& status) {
+  for (const std::unique_ptr<grpc::Service>& service : generation.services) {
+    if (auto* streaming = dynamic_cast<StreamingService*>(service.get())) {
+      streaming->FinishStreams(status);
+    }
+  }
+}
+
 void Listener::Rebuild() {
   if (shut_down_.load()) return;
   absl::StatusOr<std::unique_ptr<Generation>> fresh = BuildGeneration();
@@ -287,7 +295,9 @@ void Listener::Rebuild() {
     generation_ = *std::move(fresh);
   }
   rebuilds_.fetch_add(1);
-  // Its connections end with it; their clients reconnect to the new server.
+  // Its connections end with it; their clients reconnect to the new server. Its
+  // streams would hold the shutdown for its whole grace.
+  FinishStreams(*old, absl::UnavailableError("the listener is restarting; call again"));
   old->server->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   old->server->Wait();
   OMD_LOG(WARNING, "listener: gRPC server rebuilt (%d so far)", rebuilds_.load());
@@ -372,6 +382,9 @@ void Listener::Shutdown() {
     generation = std::move(generation_);
   }
   if (generation != nullptr) {
+    // A followed stream never ends by itself: ended first, it lets the shutdown
+    // finish as soon as the other calls do.
+    FinishStreams(*generation, absl::UnavailableError("the daemon is stopping"));
     // The guard goes on relaying meanwhile, so that replies in flight get out.
     generation->server->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     generation->server->Wait();

@@ -18,7 +18,9 @@
 // - keeps the process's memory under `memory_budget_bytes`: above 90% of it,
 //   outsiders' connections are closed and refused until memory is back under 75%.
 // Asked to stop, it closes the TCP port and, after a short grace for replies in
-// flight, the TCP connections; the control channel stays.
+// flight, the TCP connections; the control channel stays. Shutdown and a rebuild
+// first end the open server streams (StreamingService), which would otherwise hold
+// the old server for its whole grace.
 //
 //   absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Bind(options);
 //   ... a gate can now use (*listener)->directory() ...
@@ -47,6 +49,7 @@
 #include "absl/time/time.h"
 #include "net/address.h"
 #include "net/connection_guard.h"
+#include "server/server_stream.h"
 #include "sync/mutex.h"
 
 namespace omd::server {
@@ -164,6 +167,8 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
 
   absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration();
   void Rebuild();
+  // Ends the open streams of the generation's services (server/server_stream.h).
+  static void FinishStreams(const Generation& generation, const absl::Status& status);
   void CheckMemory();
   // Binds and hands the socket to the guard; accept_mutex_ held.
   absl::Status AcceptLocked(const std::string& address, int port)

@@ -14,7 +14,7 @@ import omd_envelope
 from omd_envelope import EnvelopeError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-INT_KEYS = {"key_generation", "sent_at_unix_ms"}
+INT_KEYS = {"key_generation", "sent_at_unix_ms", "sequence"}
 
 
 def vectors_file() -> str:
@@ -88,7 +88,7 @@ class EnvelopeVectorsTest(unittest.TestCase):
 
     def test_file_has_the_expected_vectors(self):
         self.assertTrue({"request", "reply", "rotated", "joiner_request",
-                         "joiner_reply"} <= set(self.vectors))
+                         "joiner_reply", "stream_reply"} <= set(self.vectors))
         for name, v in self.vectors.items():
             with self.subTest(vector=name):
                 self.assertEqual(
@@ -127,6 +127,8 @@ class EnvelopeVectorsTest(unittest.TestCase):
                     expected += b"\x1a\x10" + v["in_reply_to"]
                 if v["payload"]:
                     expected += b"\x22" + _varint(len(v["payload"])) + v["payload"]
+                if v["sequence"]:
+                    expected += b"\x28" + _varint(v["sequence"])
                 self.assertEqual(expected.hex(), v["plaintext"].hex())
 
     def test_envelope_carries_the_clear_fields(self):
@@ -149,6 +151,7 @@ class EnvelopeVectorsTest(unittest.TestCase):
                 self.assertEqual(v["in_reply_to"], opened.in_reply_to)
                 self.assertEqual(v["sent_at_unix_ms"], opened.sent_at_unix_ms)
                 self.assertEqual(v["nodename"], opened.nodename)
+                self.assertEqual(v["sequence"], opened.sequence)
 
     def test_payload_is_the_type_the_method_carries(self):
         for name, v in self.vectors.items():
@@ -261,6 +264,35 @@ class EnvelopeVectorsTest(unittest.TestCase):
             with self.subTest(vector=name, case="generation"):
                 with self.assertRaises(EnvelopeError):
                     self.open(v, secrets={v["key_generation"] + 1: v["secret"]})
+
+    def test_stream_reply_answers_the_request_with_its_sequence(self):
+        request, reply = self.vectors["request"], self.vectors["stream_reply"]
+        self.assertEqual(request["salt"], reply["salt"])
+        self.assertEqual(request["request_id"], reply["in_reply_to"])
+        self.assertEqual(3, reply["sequence"])
+        for name, v in self.vectors.items():
+            if name != "stream_reply":
+                with self.subTest(vector=name):
+                    self.assertEqual(0, v["sequence"])
+        self.assertEqual(3, self.open(reply, expected_sequence=3).sequence)
+
+    def test_stream_reply_out_of_sequence_is_refused(self):
+        # Section 5: the reader expects 1, 2, 3... A gap, a repeat or a unary
+        # reader (which expects 0) refuses it.
+        v = self.vectors["stream_reply"]
+        for expected in (0, 1, 2, 4):
+            with self.subTest(expected=expected):
+                with self.assertRaisesRegex(EnvelopeError, "sequence"):
+                    self.open(v, expected_sequence=expected)
+        with self.assertRaisesRegex(EnvelopeError, "sequence"):
+            self.open(self.vectors["reply"], expected_sequence=1)
+
+    def test_only_replies_have_a_sequence(self):
+        v = self.vectors["request"]
+        with self.assertRaises(ValueError):
+            omd_envelope.seal(secret=v["secret"], key_generation=1, cluster="test",
+                              nodename="node1", recipient="node2", method=v["method"],
+                              direction="request", sequence=1)
 
     def test_reply_to_another_request_is_refused(self):
         v = self.vectors["reply"]

@@ -26,7 +26,8 @@ HEADER = """\
 #
 # Inputs: direction, method, cluster, nodename, secret, key_generation,
 # sent_at_unix_ms, salt, nonce, request_id, in_reply_to, payload (the serialized
-# typed message named by the method's (omd.v1.carries) option).
+# typed message named by the method's (omd.v1.carries) option), sequence (a
+# stream's replies: 1, 2, 3...; else 0).
 # Derived: key (3.2), aad (3.3), plaintext (3.4), ciphertext (3.5, with the tag),
 # envelope (the serialized omd.v1.Envelope). Byte fields are lowercase hex.
 """
@@ -35,7 +36,7 @@ HEADER = """\
 INPUT_KEYS = ["direction", "method", "cluster", "nodename", "recipient", "secret",
               "key_generation",
               "sent_at_unix_ms", "salt", "nonce", "request_id", "in_reply_to",
-              "payload"]
+              "payload", "sequence"]
 DERIVED_KEYS = ["key", "aad", "plaintext", "ciphertext", "envelope"]
 HEX_KEYS = {"salt", "nonce", "request_id", "in_reply_to", "payload"} | set(DERIVED_KEYS)
 
@@ -53,6 +54,9 @@ def vector_inputs():
     action = pb2.ServiceActionRequest(
         svcname="svc1", command=["compliance", "fix", "--moduleset", "foo"], sync=True)
     join_id = _bytes_from(0x80, 16)
+    logs = pb2.ServiceLogsReply(records=[pb2.LogRecord(
+        time_unix_ms=1800000000700, level="INFO", message="app#1 started",
+        nodename="node2")])
     join = pb2.JoinRequest(address="127.0.0.3:1214")
     welcome = pb2.JoinReply()
     welcome.cluster.values.update({
@@ -67,7 +71,7 @@ def vector_inputs():
             key_generation=1, sent_at_unix_ms=1800000000000,
             salt=_bytes_from(0x00, 16), nonce=_bytes_from(0xa0, 12),
             request_id=request_id, in_reply_to=b"",
-            payload=pb2.BlacklistStatusRequest().SerializeToString())),
+            payload=pb2.BlacklistStatusRequest().SerializeToString(), sequence=0)),
         ("reply", dict(
             direction="reply", method="/omd.v1.Agent/BlacklistStatus",
             cluster="test", nodename="node2", recipient="node1",
@@ -75,7 +79,7 @@ def vector_inputs():
             key_generation=1, sent_at_unix_ms=1800000000250,
             salt=_bytes_from(0x00, 16), nonce=_bytes_from(0xb0, 12),
             request_id=_bytes_from(0x40, 16), in_reply_to=request_id,
-            payload=blacklist.SerializeToString())),
+            payload=blacklist.SerializeToString(), sequence=0)),
         ("rotated", dict(
             direction="request", method="/omd.v1.Agent/ServiceAction",
             cluster="prod", nodename="db-1.example",
@@ -85,7 +89,7 @@ def vector_inputs():
             key_generation=2, sent_at_unix_ms=1800000123456,
             salt=_bytes_from(0x50, 16), nonce=_bytes_from(0xc0, 12),
             request_id=_bytes_from(0x60, 16), in_reply_to=b"",
-            payload=action.SerializeToString())),
+            payload=action.SerializeToString(), sequence=0)),
         # Section 6.3: a joiner knows the secret, neither the cluster's name nor the
         # secret's generation; the member answers under generation 0, naming its
         # cluster.
@@ -97,7 +101,7 @@ def vector_inputs():
             sent_at_unix_ms=1800000200000,
             salt=_bytes_from(0x70, 16), nonce=_bytes_from(0xd0, 12),
             request_id=join_id, in_reply_to=b"",
-            payload=join.SerializeToString())),
+            payload=join.SerializeToString(), sequence=0)),
         ("joiner_reply", dict(
             direction="reply", method="/omd.v1.Agent/Join",
             cluster="test", nodename="node1", recipient="node3",
@@ -107,7 +111,16 @@ def vector_inputs():
             salt=_bytes_from(0x70, 16), nonce=_bytes_from(0xe0, 12),
             request_id=_bytes_from(0x90, 16), in_reply_to=join_id,
             # Maps in key order, so that the file is reproducible.
-            payload=welcome.SerializeToString(deterministic=True))),
+            payload=welcome.SerializeToString(deterministic=True), sequence=0)),
+        # Section 5: the third reply of a ServiceLogs stream answering `request`.
+        ("stream_reply", dict(
+            direction="reply", method="/omd.v1.Agent/ServiceLogs",
+            cluster="test", nodename="node2", recipient="node1",
+            secret="vector-secret-0123456789",
+            key_generation=1, sent_at_unix_ms=1800000000750,
+            salt=_bytes_from(0x00, 16), nonce=_bytes_from(0xf0, 12),
+            request_id=_bytes_from(0xc0, 16), in_reply_to=request_id,
+            payload=logs.SerializeToString(), sequence=3)),
     ]
 
 
@@ -123,7 +136,7 @@ def derive(inputs: dict) -> dict:
             inputs["key_generation"]),
         "plaintext": omd_envelope.encode_plaintext(
             inputs["sent_at_unix_ms"], inputs["request_id"], inputs["in_reply_to"],
-            inputs["payload"]),
+            inputs["payload"], inputs["sequence"]),
         "ciphertext": envelope.ciphertext,
         "envelope": envelope.SerializeToString(),
     }

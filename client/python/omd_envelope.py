@@ -229,10 +229,12 @@ def associated_data(direction: Union[int, str], method: str, cluster: str,
 
 
 def encode_plaintext(sent_at_unix_ms: int, request_id: bytes,
-                     in_reply_to: bytes = b"", payload: bytes = b"") -> bytes:
+                     in_reply_to: bytes = b"", payload: bytes = b"",
+                     sequence: int = 0) -> bytes:
     """Section 3.4: the serialized `Sealed` message."""
     sealed = omd_pb2().Sealed(sent_at_unix_ms=sent_at_unix_ms, request_id=request_id,
-                              in_reply_to=in_reply_to, payload=payload)
+                              in_reply_to=in_reply_to, payload=payload,
+                              sequence=sequence)
     return sealed.SerializeToString()
 
 
@@ -254,7 +256,8 @@ def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
          payload: bytes = b"",
          in_reply_to: bytes = b"", salt: Optional[bytes] = None,
          nonce: Optional[bytes] = None, request_id: Optional[bytes] = None,
-         sent_at_unix_ms: Optional[int] = None) -> SealedEnvelope:
+         sent_at_unix_ms: Optional[int] = None,
+         sequence: int = 0) -> SealedEnvelope:
     """Seals `payload` (a serialized typed message) for `method` (a full path).
 
     `recipient` is the node the envelope is for. A request may leave it empty only
@@ -264,9 +267,12 @@ def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
     with cluster "" and key_generation 0 (JOINER_KEY_GENERATION). salt, nonce and request_id
     default to fresh CSPRNG bytes and sent_at_unix_ms to the clock. A reply must
     pass the request's sender as recipient, its salt and key_generation, and its
-    request_id as in_reply_to (section 5).
+    request_id as in_reply_to (section 5); the n-th reply of a stream passes
+    `sequence` n (from 1), every other message 0.
     """
     direction = _direction(direction)
+    if sequence < 0 or (sequence and direction != REPLY):
+        raise ValueError("only a stream's replies have a sequence (1, 2, 3...)")
     if direction == REPLY and len(in_reply_to) != REQUEST_ID_BYTES:
         raise ValueError("a reply needs the 16-byte request_id it answers")
     if direction == REQUEST and in_reply_to:
@@ -288,7 +294,8 @@ def seal(*, secret: Secret, key_generation: int, cluster: str, nodename: str,
     key = derive_key(secret, salt)
     aad = associated_data(direction, method, cluster, nodename, recipient, salt,
                           key_generation)
-    plaintext = encode_plaintext(sent_at_unix_ms, request_id, in_reply_to, payload)
+    plaintext = encode_plaintext(sent_at_unix_ms, request_id, in_reply_to, payload,
+                                 sequence)
     ciphertext = AESGCM(key).encrypt(nonce, plaintext, aad)
     envelope = omd_pb2().Envelope(cluster=cluster, nodename=nodename,
                                   recipient=recipient, salt=salt,
@@ -309,6 +316,7 @@ class OpenedEnvelope:
     request_id: bytes
     in_reply_to: bytes
     payload: bytes
+    sequence: int = 0      # a stream's reply: 1, 2, 3...; else 0
 
 
 def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
@@ -319,6 +327,7 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
                   expected_salt: Optional[bytes] = None,
                   expected_key_generation: Optional[int] = None,
                   expected_nodename: Optional[str] = None,
+                  expected_sequence: Optional[int] = None,
                   enforce_access: bool = False,
                   accept_joiners: bool = False,
                   trust_any_nodename: bool = False,
@@ -348,7 +357,9 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
     (the recipient of the request, check 4), the time window, and that the reply
     kept the request's salt and generation when `expected_salt` /
     `expected_key_generation` are given. A joiner passes `trust_any_nodename`
-    instead of `trusted_nodenames`: any valid node name.
+    instead of `trusted_nodenames`: any valid node name. With `expected_sequence`,
+    the reply's `Sealed.sequence` must be that: 0 for a unary reply, n for the
+    n-th reply of a stream (section 5).
 
     Raises EnvelopeError with the reason on any failure.
     """
@@ -450,11 +461,15 @@ def open_envelope(envelope, *, secrets: Mapping[int, Secret], method: str,
             f"{now_ms} +/- {clock_skew_ms} ms")
     if direction == REPLY and not hmac.compare_digest(sealed.in_reply_to, in_reply_to):
         raise EnvelopeError("in_reply_to is not the request_id sent")
+    if expected_sequence is not None and sealed.sequence != expected_sequence:
+        raise EnvelopeError(f"reply sequence {sealed.sequence}, expected "
+                            f"{expected_sequence}")
     return OpenedEnvelope(
         cluster=envelope.cluster, nodename=envelope.nodename,
         recipient=envelope.recipient, key_generation=envelope.key_generation,
         sent_at_unix_ms=sealed.sent_at_unix_ms, request_id=sealed.request_id,
-        in_reply_to=sealed.in_reply_to, payload=sealed.payload)
+        in_reply_to=sealed.in_reply_to, payload=sealed.payload,
+        sequence=sealed.sequence)
 
 
 # -------------------------------------------------------------------------- client
@@ -582,7 +597,8 @@ class AgentClient:
                     payload=request.SerializeToString(),
                     salt=self._salt)
 
-    def _open(self, info: MethodInfo, sent: SealedEnvelope, envelope):
+    def _open(self, info: MethodInfo, sent: SealedEnvelope, envelope,
+              sequence: int = 0):
         opened = open_envelope(
             envelope, secrets={self.key_generation: self._secret}, method=info.path,
             direction=REPLY, cluster="" if self._joiner else self.cluster,
@@ -594,6 +610,7 @@ class AgentClient:
             # Section 5, check 4: the node called; for an Identify sent to any node,
             # any node of trusted_nodenames.
             expected_nodename=sent.envelope.recipient or None,
+            expected_sequence=sequence,
             clock_skew_ms=self.clock_skew_ms)
         if self._joiner:
             self.cluster = opened.cluster  # authenticated: bound into the tag
@@ -647,5 +664,7 @@ class AgentClient:
             info.path, request_serializer=pb2.Envelope.SerializeToString,
             response_deserializer=pb2.Envelope.FromString)
         sent = self._seal(info, request, self._recipient_for(info, timeout))
-        for envelope in rpc(sent.envelope, timeout=timeout):
-            yield self._open(info, sent, envelope)[0]
+        # Section 5: the n-th reply of the stream has sequence n; a gap, a repeat
+        # or a reordering ends the stream with EnvelopeError.
+        for sequence, envelope in enumerate(rpc(sent.envelope, timeout=timeout), 1):
+            yield self._open(info, sent, envelope, sequence)[0]
