@@ -85,18 +85,16 @@ CommandResult Logs(const CommandContext& context, absl::Span<const std::string> 
   }
   sync::Mutex mutex;
   std::optional<absl::Status> done;
-  StreamOptions options;
+  AgentClient::StreamOptions options;
   options.timeout = request.follow() ? absl::InfiniteDuration() : context.timeout;
-  options.on_message = [json, color](std::string payload) {
-    v1::ServiceLogsReply reply;
-    if (!reply.ParseFromString(payload)) return;
+  const auto print = [json, color](const v1::ServiceLogsReply& reply) {
     std::string out;
     for (const v1::LogRecord& record : reply.records()) {
       if (json) {
         std::string line;
-        google::protobuf::util::JsonPrintOptions print;
-        print.preserve_proto_field_names = true;
-        (void)google::protobuf::util::MessageToJsonString(record, &line, print);
+        google::protobuf::util::JsonPrintOptions print_options;
+        print_options.preserve_proto_field_names = true;
+        (void)google::protobuf::util::MessageToJsonString(record, &line, print_options);
         absl::StrAppend(&out, line, "\n");
       } else {
         absl::StrAppend(&out, FormatRecord(record, color));
@@ -105,7 +103,7 @@ CommandResult Logs(const CommandContext& context, absl::Span<const std::string> 
     std::fputs(out.c_str(), stdout);
     std::fflush(stdout);
   };
-  options.on_done = [&mutex, &done](absl::Status status) {
+  const auto finished = [&mutex, &done](absl::Status status) {
     sync::MutexLock lock(&mutex);
     done = std::move(status);
   };
@@ -113,8 +111,8 @@ CommandResult Logs(const CommandContext& context, absl::Span<const std::string> 
   on_interrupt.sa_handler = Interrupt;
   sigaction(SIGINT, &on_interrupt, nullptr);
   sigaction(SIGTERM, &on_interrupt, nullptr);
-  absl::StatusOr<std::unique_ptr<StreamCall>> call =
-      (*client)->Stream("ServiceLogs", request, std::move(options));
+  absl::StatusOr<std::unique_ptr<StreamCall>> call = (*client)->Stream<v1::ServiceLogsReply>(
+      "ServiceLogs", request, print, finished, std::move(options));
   if (!call.ok()) {
     result.status = call.status();
     return result;

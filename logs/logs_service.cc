@@ -185,29 +185,26 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
   void ConnectRemote(const std::string& node, const v1::ServiceLogsRequest& upstream,
                      uint64_t generation) {
     std::weak_ptr<Follower> weak = weak_from_this();
-    client::StreamOptions options;
+    client::AgentClient::StreamOptions options;
     options.timeout = upstream.follow() ? absl::InfiniteDuration()
                                         : std::max(deadline_ - absl::Now(), absl::ZeroDuration());
-    options.on_message = [weak, node, generation](std::string payload) {
-      std::shared_ptr<Follower> self = weak.lock();
-      if (self == nullptr) return;
-      v1::ServiceLogsReply reply;
-      if (!reply.ParseFromString(payload)) {
-        self->Ended(node, generation, absl::DataLossError("a reply that does not parse"));
-        return;
-      }
-      std::vector<v1::LogRecord> records(std::make_move_iterator(reply.mutable_records()->begin()),
-                                         std::make_move_iterator(reply.mutable_records()->end()));
-      self->Records(node, generation, std::move(records));
-    };
     std::atomic<int64_t>* upstreams = &service_->upstreams_;
-    options.on_done = [weak, node, generation, upstreams](absl::Status status) {
-      upstreams->fetch_sub(1);
-      if (std::shared_ptr<Follower> self = weak.lock()) self->Ended(node, generation, status);
-    };
     upstreams->fetch_add(1);
     absl::StatusOr<std::unique_ptr<client::StreamCall>> call =
-        service_->peers_->Stream(node, "ServiceLogs", upstream, std::move(options));
+        service_->peers_->Stream<v1::ServiceLogsReply>(
+            node, "ServiceLogs", upstream,
+            [weak, node, generation](const v1::ServiceLogsReply& reply) {
+              std::shared_ptr<Follower> self = weak.lock();
+              if (self == nullptr) return;
+              self->Records(node, generation, {reply.records().begin(), reply.records().end()});
+            },
+            [weak, node, generation, upstreams](absl::Status status) {
+              upstreams->fetch_sub(1);
+              if (std::shared_ptr<Follower> self = weak.lock()) {
+                self->Ended(node, generation, status);
+              }
+            },
+            std::move(options));
     if (!call.ok()) {
       upstreams->fetch_sub(1);
       Ended(node, generation, call.status());

@@ -119,19 +119,18 @@ Follows Follow(const std::string& root, int count, int channels, Latencies* late
   request.set_follow(true);
   request.set_backlog(0);
   for (int i = 0; i < count; ++i) {
-    client::StreamOptions options;
+    client::AgentClient::StreamOptions options;
     options.timeout = absl::InfiniteDuration();
-    options.on_message = [latencies](std::string payload) {
-      v1::ServiceLogsReply reply;
-      if (reply.ParseFromString(payload)) latencies->Take(reply);
-    };
-    options.on_done = [](absl::Status status) {
-      if (!status.ok() && !absl::IsCancelled(status)) {
-        std::fprintf(stderr, "a follow ended: %s\n", status.ToString().c_str());
-      }
-    };
     absl::StatusOr<std::unique_ptr<client::StreamCall>> call =
-        follows.clients[i % channels]->Stream("ServiceLogs", request, std::move(options));
+        follows.clients[i % channels]->Stream<v1::ServiceLogsReply>(
+            "ServiceLogs", request,
+            [latencies](const v1::ServiceLogsReply& reply) { latencies->Take(reply); },
+            [](absl::Status status) {
+              if (!status.ok() && !absl::IsCancelled(status)) {
+                std::fprintf(stderr, "a follow ended: %s\n", status.ToString().c_str());
+              }
+            },
+            std::move(options));
     if (!call.ok()) Die(call.status());
     follows.calls.push_back(*std::move(call));
   }

@@ -128,16 +128,14 @@ class LogsE2eTest : public ::testing::Test {
     auto received = std::make_shared<Received>();
     absl::StatusOr<std::unique_ptr<client::AgentClient>> agent = ControlClient(Root(i));
     EXPECT_TRUE(agent.ok()) << agent.status();
-    client::StreamOptions options;
+    client::AgentClient::StreamOptions options;
     options.timeout = request.follow() ? absl::InfiniteDuration() : absl::Seconds(30);
-    options.on_message = [received](std::string payload) {
-      v1::ServiceLogsReply reply;
-      ASSERT_TRUE(reply.ParseFromString(payload));
-      received->Add(reply);
-    };
-    options.on_done = [received](absl::Status status) { received->Done(std::move(status)); };
     absl::StatusOr<std::unique_ptr<client::StreamCall>> call =
-        (*agent)->Stream("ServiceLogs", request, std::move(options));
+        (*agent)->Stream<v1::ServiceLogsReply>(
+            "ServiceLogs", request,
+            [received](const v1::ServiceLogsReply& reply) { received->Add(reply); },
+            [received](absl::Status status) { received->Done(std::move(status)); },
+            std::move(options));
     EXPECT_TRUE(call.ok()) << call.status();
     if (call.ok()) calls_.push_back(*std::move(call));
     agents_.push_back(*std::move(agent));
