@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,18 +26,12 @@
 namespace omd::logs {
 namespace {
 
-// A rotation between listing the rotated files and reading them makes the
-// reader start again; a log rotating this often for so long is an error.
+// A rotation between listing the rotated files and opening one makes the reader
+// list them again; so many times in a row with no file read is an error.
 constexpr int kMaxAttempts = 8;
 constexpr int kMaxRotatedFiles = 100000;
 
-struct FileId {
-  dev_t device = 0;
-  ino_t inode = 0;
-  bool operator==(const FileId& other) const {
-    return device == other.device && inode == other.inode;
-  }
-};
+using FileId = FileIdentity;
 
 FileId IdOf(const struct stat& info) { return {info.st_dev, info.st_ino}; }
 
@@ -91,14 +86,6 @@ class Collector {
     return found_ < count_ && !starts_before;
   }
 
-  size_t files() const { return files_.size(); }
-  void DropFilesAfter(size_t kept) {
-    while (files_.size() > kept) {
-      found_ -= files_.back().size();
-      files_.pop_back();
-    }
-  }
-
   std::vector<v1::LogRecord> Result() && {
     std::vector<v1::LogRecord> all;
     for (auto file = files_.rbegin(); file != files_.rend(); ++file) {
@@ -132,6 +119,33 @@ absl::StatusOr<std::string> ReadFileRange(int fd, int64_t offset, size_t max_byt
   }
   data.resize(have);
   return data;
+}
+
+absl::StatusOr<std::vector<FileIdentity>> ListRotatedFiles(const std::string& log_path) {
+  const std::string lock_path = absl::StrCat(log_path, ".lock");
+  posix::UniqueFd lock(open(lock_path.c_str(), O_RDONLY | O_CLOEXEC));
+  bool locked = false;
+  for (int attempt = 0; lock.is_open() && attempt < 50; ++attempt) {
+    if (flock(lock.get(), LOCK_SH | LOCK_NB) == 0) {
+      locked = true;
+      break;
+    }
+    if (errno != EWOULDBLOCK && errno != EINTR) break;
+    usleep(1000);
+  }
+  std::vector<FileIdentity> rotated;
+  absl::Status status;
+  for (int i = 1; i <= kMaxRotatedFiles; ++i) {
+    struct stat info;
+    if (stat(absl::StrCat(log_path, ".", i).c_str(), &info) != 0) {
+      if (errno != ENOENT) status = Errno("cannot stat", absl::StrCat(log_path, ".", i));
+      break;
+    }
+    rotated.push_back(IdOf(info));
+  }
+  if (locked) flock(lock.get(), LOCK_UN);
+  if (!status.ok()) return status;
+  return rotated;
 }
 
 absl::StatusOr<std::vector<v1::LogRecord>> ReadBacklog(const std::string& root,
@@ -169,24 +183,23 @@ absl::StatusOr<std::vector<v1::LogRecord>> ReadBacklogBefore(const std::string& 
     if (!collector.Take(*std::move(records))) return std::move(collector).Result();
   }
 
-  const size_t current_files = collector.files();
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    collector.DropFilesAfter(current_files);
-    // The rotated files as they are now; those newer than the current file (it
-    // was rotated since it was read) are left out: the watcher reads them.
-    std::vector<FileId> rotated;
-    for (int i = 1; i <= kMaxRotatedFiles; ++i) {
-      struct stat info;
-      if (stat(absl::StrCat(path, ".", i).c_str(), &info) != 0) {
-        if (errno == ENOENT) break;
-        return Errno("cannot stat", absl::StrCat(path, ".", i));
-      }
-      rotated.push_back(IdOf(info));
-    }
+  // The rotated files older than the last file read (the current one first),
+  // newest first. A rotation between listing them and opening one moves them
+  // all: they are listed again, and the reading goes on after the last one read.
+  FileId last = current_id;
+  bool have_last = current_fd >= 0;
+  bool last_is_current = have_last;
+  for (int fruitless = 0; fruitless < kMaxAttempts; ++fruitless) {
+    absl::StatusOr<std::vector<FileId>> listed = ListRotatedFiles(path);
+    if (!listed.ok()) return listed.status();
+    const std::vector<FileId>& rotated = *listed;
     size_t first = 0;
-    if (current_fd >= 0) {
-      for (size_t i = 0; i < rotated.size(); ++i) {
-        if (rotated[i] == current_id) first = i + 1;
+    if (have_last) {
+      const auto found = std::find(rotated.begin(), rotated.end(), last);
+      if (found != rotated.end()) {
+        first = static_cast<size_t>(found - rotated.begin()) + 1;
+      } else if (!last_is_current) {
+        return std::move(collector).Result();  // dropped, and the older ones too
       }
     }
     bool moved = false;
@@ -195,24 +208,28 @@ absl::StatusOr<std::vector<v1::LogRecord>> ReadBacklogBefore(const std::string& 
       posix::UniqueFd fd(open(name.c_str(), O_RDONLY | O_CLOEXEC));
       if (!fd.is_open()) {
         if (errno != ENOENT) return Errno("cannot open", name);
-        moved = true;  // a rotation renames or drops it: list them again
+        moved = true;
         break;
       }
       struct stat info;
       if (fstat(fd.get(), &info) != 0) return Errno("cannot stat", name);
       if (!(IdOf(info) == rotated[i])) {
-        moved = true;  // rotated meanwhile: list them again
+        moved = true;
         break;
       }
       absl::StatusOr<std::vector<v1::LogRecord>> records =
           ReadRecords(fd.get(), info.st_size, name);
       if (!records.ok()) return records.status();
-      if (!collector.Take(*std::move(records))) break;
+      last = rotated[i];
+      have_last = true;
+      last_is_current = false;
+      fruitless = -1;
+      if (!collector.Take(*std::move(records))) return std::move(collector).Result();
     }
     if (!moved) return std::move(collector).Result();
   }
   return absl::UnavailableError(
-      absl::StrCat(path, " was rotated ", kMaxAttempts, " times while its backlog was read"));
+      absl::StrCat(path, " was rotated ", kMaxAttempts, " times in a row while its backlog was read"));
 }
 
 }  // namespace omd::logs

@@ -8,6 +8,8 @@
 #ifndef OMD_LOGS_LOG_FILES_H_
 #define OMD_LOGS_LOG_FILES_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -27,6 +29,20 @@ inline constexpr int64_t kMaxBacklogBytesPerFile = 8 << 20;
 // Up to `max_bytes` of `fd` from `offset` (fewer at the end of the file: empty
 // there). Errors are the file system's.
 absl::StatusOr<std::string> ReadFileRange(int fd, int64_t offset, size_t max_bytes);
+
+struct FileIdentity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool operator==(const FileIdentity& other) const {
+    return device == other.device && inode == other.inode;
+  }
+};
+
+// The identities of `log_path`.1, .2... up to the first missing one, listed
+// under a shared flock on `log_path`.lock (a rotation holds it alone), so that
+// a rotation under way, which renames them one by one, shows no gap. Without
+// that lock (missing, or held more than about 50 ms) they are listed anyway.
+absl::StatusOr<std::vector<FileIdentity>> ListRotatedFiles(const std::string& log_path);
 
 // The last `count` records at or after `since` (absl::InfinitePast(): no bound),
 // oldest first, from the service's log and as many of its rotated files as

@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
@@ -41,6 +41,9 @@ constexpr size_t kReadChunk = 256 << 10;
 constexpr size_t kMaxPartialBytes = 1 << 20;
 // A record's line is found within this many bytes of a file's end.
 constexpr size_t kMaxTailBytes = 128 << 10;
+// A bound on following a log that rotates while its files are listed (each
+// round is a rotation seen).
+constexpr int kMaxCatchUpRounds = 10;
 constexpr absl::Duration kRecheck = absl::Seconds(1);
 constexpr uint32_t kWatchMask = IN_MODIFY | IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO |
                                 IN_DELETE | IN_MOVE_SELF | IN_DELETE_SELF;
@@ -203,8 +206,7 @@ void LogWatcher::ReadEvents(std::vector<std::string>* names, bool* everything) {
   }
 }
 
-void LogWatcher::Open(const std::string& svcname, Followed& followed, bool at_end) {
-  const std::string path = service::ServiceLogPath(options_.root, svcname);
+bool LogWatcher::Open(const std::string& path, Followed& followed, bool at_end) {
   followed.fd.Reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   followed.offset = 0;
   followed.partial.clear();
@@ -212,29 +214,109 @@ void LogWatcher::Open(const std::string& svcname, Followed& followed, bool at_en
   followed.inode = 0;
   if (!followed.fd.is_open()) {
     if (errno != ENOENT) OMD_LOG(WARNING, "log watcher: cannot open %s: %s", path, strerror(errno));
-    return;
+    return false;
   }
   struct stat info;
   if (fstat(followed.fd.get(), &info) != 0) {
     OMD_LOG(WARNING, "log watcher: cannot stat %s: %s", path, strerror(errno));
     followed.fd.Reset();
-    return;
+    return false;
   }
   followed.device = info.st_dev;
   followed.inode = info.st_ino;
-  if (!at_end || info.st_size == 0) return;
+  if (!at_end || info.st_size == 0) return true;
   // From the end on, the bytes after the last '\n' waiting for their line.
   followed.offset = info.st_size;
   const int64_t from = std::max<int64_t>(0, info.st_size - static_cast<int64_t>(kMaxTailBytes));
   absl::StatusOr<std::string> tail =
       ReadFileRange(followed.fd.get(), from, static_cast<size_t>(info.st_size - from));
-  if (!tail.ok()) return;
+  if (!tail.ok()) return true;
   const size_t newline = tail->rfind('\n');
   if (newline != std::string::npos) {
     followed.partial = tail->substr(newline + 1);
   } else if (from == 0) {
     followed.partial = *tail;
   }
+  return true;
+}
+
+void LogWatcher::Follow(const std::string& svcname, Followed& followed) {
+  const std::string path = service::ServiceLogPath(options_.root, svcname);
+  if (Open(path, followed, /*at_end=*/true)) {
+    followed.last = {followed.device, followed.inode, true};
+    return;
+  }
+  // No log yet: the rotated files there are (if any) are older than the
+  // subscription; those that come later are not.
+  struct stat info;
+  if (stat(absl::StrCat(path, ".1").c_str(), &info) == 0) {
+    followed.last = {info.st_dev, info.st_ino, true};
+  }
+}
+
+void LogWatcher::CatchUp(const std::string& svcname, Followed& followed) {
+  const std::string path = service::ServiceLogPath(options_.root, svcname);
+  for (int round = 0; round < kMaxCatchUpRounds; ++round) {
+    // The rotated files newer than the last one read, newest first.
+    absl::StatusOr<std::vector<FileIdentity>> listed = ListRotatedFiles(path);
+    if (!listed.ok()) {
+      OMD_LOG(WARNING, "log watcher: %s", listed.status().ToString());
+      return;
+    }
+    std::vector<LastFile> newer;
+    bool found = false;
+    for (const FileIdentity& file : *listed) {
+      if (followed.last.known && file.device == followed.last.device &&
+          file.inode == followed.last.inode) {
+        found = true;
+        break;
+      }
+      newer.push_back({file.device, file.inode, true});
+    }
+    if (followed.last.known && !found && !newer.empty()) {
+      // The last file read was removed, not rotated: which are newer is unknown.
+      OMD_LOG(WARNING, "log watcher: %s's log was removed: its rotated files are not read", svcname);
+      newer.clear();
+    }
+    bool moved = false;
+    for (size_t i = newer.size(); i-- > 0;) {
+      const std::string name = absl::StrCat(path, ".", i + 1);
+      if (!Open(name, followed, /*at_end=*/false) || followed.device != newer[i].device ||
+          followed.inode != newer[i].inode) {
+        moved = true;  // rotated meanwhile: list them again
+        break;
+      }
+      ReadAppended(svcname, followed);
+      FlushPartial(followed);
+      followed.last = newer[i];
+    }
+    followed.fd.Reset();
+    if (moved) continue;
+    const LastFile before = followed.last;
+    if (!Open(path, followed, /*at_end=*/false)) return;  // gone again: the next event
+    // Rotated between the listing and the open: a file may be between them.
+    struct stat info;
+    const bool rotated = stat(absl::StrCat(path, ".1").c_str(), &info) == 0;
+    const bool next = rotated ? (before.known && info.st_dev == before.device &&
+                                 info.st_ino == before.inode) ||
+                                    (info.st_dev == followed.device && info.st_ino == followed.inode)
+                              : !before.known;
+    if (next) {
+      followed.last = {followed.device, followed.inode, true};
+      ReadAppended(svcname, followed);
+      return;
+    }
+    followed.fd.Reset();
+  }
+  OMD_LOG(WARNING, "log watcher: %s's log rotates too fast to follow; read again in a second",
+          svcname);
+}
+
+void LogWatcher::FlushPartial(Followed& followed) {
+  if (followed.partial.empty()) return;
+  const std::vector<v1::LogRecord> records = ParseLogRecords(followed.partial);
+  followed.partial.clear();
+  if (!records.empty()) Deliver(followed, records);
 }
 
 void LogWatcher::ReadAppended(const std::string& svcname, Followed& followed) {
@@ -283,16 +365,10 @@ void LogWatcher::Refresh(const std::string& svcname, Followed& followed) {
     // Rotated, replaced or removed: no writer appends to that file any more
     // (rotation holds the lock appenders share), so it is read to its end.
     ReadAppended(svcname, followed);
-    if (!followed.partial.empty()) {
-      const std::vector<v1::LogRecord> records = ParseLogRecords(followed.partial);
-      followed.partial.clear();
-      if (!records.empty()) Deliver(followed, records);
-    }
+    FlushPartial(followed);
     followed.fd.Reset();
   }
-  if (!exists) return;
-  Open(svcname, followed, /*at_end=*/false);
-  ReadAppended(svcname, followed);
+  if (exists) CatchUp(svcname, followed);
 }
 
 void LogWatcher::Deliver(Followed& followed, const std::vector<v1::LogRecord>& records) {
@@ -354,7 +430,7 @@ void LogWatcher::ProcessPending() {
     auto [it, created] = followed_.try_emplace(svcname);
     Followed& followed = it->second;
     if (created) {
-      Open(svcname, followed, /*at_end=*/true);
+      Follow(svcname, followed);
     } else {
       Refresh(svcname, followed);  // what came so far, to the others
     }

@@ -87,8 +87,17 @@ class LogWatcher {
     absl::Time since;
     Callback callback;
   };
+  struct LastFile {
+    dev_t device = 0;
+    ino_t inode = 0;
+    bool known = false;
+  };
   // A followed log: the watcher thread's alone.
   struct Followed {
+    // The file read last (the one open, or the newest rotated file when the
+    // log did not exist yet): rotated files newer than it are read before the
+    // new log, so that two rotations between two looks lose nothing.
+    LastFile last;
     posix::UniqueFd fd;
     dev_t device = 0;
     ino_t inode = 0;
@@ -102,7 +111,10 @@ class LogWatcher {
   void WatchDirectory();
   void ReadEvents(std::vector<std::string>* names, bool* everything);
   void Refresh(const std::string& svcname, Followed& followed);
-  void Open(const std::string& svcname, Followed& followed, bool at_end);
+  bool Open(const std::string& path, Followed& followed, bool at_end);
+  void Follow(const std::string& svcname, Followed& followed);
+  void CatchUp(const std::string& svcname, Followed& followed);
+  void FlushPartial(Followed& followed);
   void ReadAppended(const std::string& svcname, Followed& followed);
   void Deliver(Followed& followed, const std::vector<v1::LogRecord>& records);
   void ProcessReleased();
