@@ -172,11 +172,33 @@ void LogWatcher::Run() {
 void LogWatcher::WatchDirectory() {
   if (watch_ >= 0 || !inotify_.is_open()) return;
   watch_ = inotify_add_watch(inotify_.get(), directory_.c_str(), kWatchMask);
-  // ENOENT: no log yet; tried again at each wake-up, at least every second.
-  if (watch_ >= 0) {
-    // What was written before the watch began.
-    for (auto& [svcname, followed] : followed_) Refresh(svcname, followed);
+  if (watch_ < 0) {
+    // No log directory yet: its nearest ancestor that exists is watched for
+    // the creation of the next one down, which wakes the thread to try again
+    // (and it does at least every second). A path watched already keeps its
+    // descriptor.
+    std::string parent = directory_;
+    while (true) {
+      const size_t slash = parent.rfind('/');
+      if (slash == std::string::npos) break;
+      parent.resize(slash == 0 ? 1 : slash);
+      const int parent_watch = inotify_add_watch(inotify_.get(), parent.c_str(),
+                                                 IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+      if (parent_watch >= 0) {
+        if (std::find(parent_watches_.begin(), parent_watches_.end(), parent_watch) ==
+            parent_watches_.end()) {
+          parent_watches_.push_back(parent_watch);
+        }
+        break;
+      }
+      if (parent.size() == 1) break;
+    }
+    return;
   }
+  for (const int parent_watch : parent_watches_) inotify_rm_watch(inotify_.get(), parent_watch);
+  parent_watches_.clear();
+  // What was written before the watch began.
+  for (auto& [svcname, followed] : followed_) Refresh(svcname, followed);
 }
 
 void LogWatcher::ReadEvents(std::vector<std::string>* names, bool* everything) {

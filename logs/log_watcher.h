@@ -126,6 +126,7 @@ class LogWatcher {
   posix::UniqueFd wake_;     // eventfd
   posix::UniqueFd inotify_;  // the watcher thread's
   int watch_ = -1;           // the watcher thread's
+  std::vector<int> parent_watches_;           // the watcher thread's: ancestors of DIR/var/log
   std::map<std::string, Followed> followed_;  // the watcher thread's
   std::thread::id thread_id_;                 // set before any Subscribe
 
