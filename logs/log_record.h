@@ -8,7 +8,9 @@
 // is one record: time 2026-12-01 22:43:31.456 in the local time zone, level
 // ERROR, message "app#1: start exited 1:\nfirst line of its stderr\n2026-01-01
 // 00:00:00,000 INFO | a stderr line that looks like a record" (the writer's
-// leading space, which keeps such a line from starting a record, is removed).
+// leading space, which keeps such a line from starting a record, is removed;
+// a line the command itself wrote as one space and a record's shape reads back
+// without that space: the writer does not mark it).
 //
 // A line starts a record only if its header parses: the shape, a valid local
 // date and time, a known level (DEBUG, INFO, WARNING, ERROR), " | ". Any other
