@@ -404,6 +404,9 @@ void LogWatcher::Deliver(Followed& followed, const std::vector<v1::LogRecord>& r
       running_ = id;
     }
     subscription->callback(records);
+    // Unsubscribe may have dropped it: its callback ends here, before
+    // Unsubscribe returns.
+    subscription.reset();
     sync::MutexLock lock(&mutex_);
     running_ = 0;
   }
@@ -448,7 +451,7 @@ void LogWatcher::ProcessPending() {
       if (it == subscriptions_.end()) continue;
       subscription = it->second;
     }
-    const std::string& svcname = subscription->svcname;
+    const std::string svcname = subscription->svcname;
     auto [it, created] = followed_.try_emplace(svcname);
     Followed& followed = it->second;
     if (created) {
@@ -477,6 +480,7 @@ void LogWatcher::ProcessPending() {
     }
     if (subscribed) {
       subscription->callback(backlog);
+      subscription.reset();  // as in Deliver
       sync::MutexLock lock(&mutex_);
       running_ = 0;
       // Unless it unsubscribed from its callback.
