@@ -474,7 +474,9 @@ absl::StatusOr<std::unique_ptr<ReplayGuard>> ReplayGuard::Create(Options options
                                     slot.sender_digest};
       ++kept;
     }
-    reloaded.head = kept == capacity ? 0 : capacity - kept;
+    // The oldest kept id's slot; with none kept (all expired), slot 0, where the
+    // next one goes: the ring is empty.
+    reloaded.head = (capacity - kept) % capacity;
     if (dropped > 0) {
       // An id dropped was accepted at expiry - retention at the latest, so it was
       // sent before that + skew.

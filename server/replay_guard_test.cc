@@ -379,6 +379,30 @@ TEST_F(JournalTest, RestartReloadsTheIdsNotExpired) {
   EXPECT_TRUE(Admit(*guard, 1).ok());
 }
 
+// A journal whose ids have all expired reloads to an empty ring whose oldest
+// slot is slot 0: a restart after a stop longer than the retention then admits
+// requests, and drops the expired ones, as a fresh guard does. (The ring's head
+// was one past its end: the first expiry read past the mapping, and a daemon
+// restarted that late crashed on its second request.)
+TEST_F(JournalTest, RestartAfterEveryIdExpiredStartsAtTheFirstSlot) {
+  std::unique_ptr<ReplayGuard> guard = Create(64);
+  ASSERT_NE(guard, nullptr);
+  ASSERT_TRUE(Admit(*guard, 1).ok());
+  guard.reset();
+  clock_.Advance(absl::Seconds(200));  // past the 120 s retention
+  guard = Create(64);
+  ASSERT_NE(guard, nullptr);
+  EXPECT_EQ(guard->held(), 0u);
+  // Many times round the ring, each id expired before the next comes.
+  for (uint64_t id = 2; id < 2 + 64 * 20; ++id) {
+    ASSERT_TRUE(Admit(*guard, id).ok()) << id;
+    EXPECT_LE(guard->held(), 1u);
+    clock_.Advance(absl::Seconds(121));
+  }
+  ASSERT_TRUE(Admit(*guard, 1000000).ok());
+  EXPECT_EQ(Admit(*guard, 1000000).ToString(), kReplayed);
+}
+
 TEST_F(JournalTest, RestartKeepsEachSendersCount) {
   std::unique_ptr<ReplayGuard> guard = Create(8);
   ASSERT_NE(guard, nullptr);

@@ -110,7 +110,10 @@ class LogsE2eTest : public ::testing::Test {
   void TearDown() override {
     calls_.clear();  // cancelled, before the daemons go
     for (auto& node : nodes_) {
-      if (node != nullptr) EXPECT_TRUE(node->Stop().ok());
+      if (node != nullptr) {
+        absl::Status stopped = node->Stop();
+        EXPECT_TRUE(stopped.ok()) << stopped << "\n" << node->Log();
+      }
     }
   }
 
@@ -264,7 +267,10 @@ TEST_F(LogsE2eTest, ANodeGoingDownIsSaidAndPickedUpWhenBack) {
   EXPECT_TRUE(Eventually([&] { return follow->Has("node2 goes on"); }));
   ASSERT_NO_FATAL_FAILURE(StartNode(2, root3));
   ASSERT_NO_FATAL_FAILURE(Append(2, absl::Now(), "node3 is back"));
-  EXPECT_TRUE(Eventually([&] { return follow->Has("node3 is back"); }, absl::Seconds(30)));
+  EXPECT_TRUE(Eventually([&] { return follow->Has("node3 is back"); }, absl::Seconds(30)))
+      << "node1:\n" << nodes_[0]->Log() << "\nnode3:\n" << nodes_[2]->Log() << "\nom:\n"
+      << RunOm(Root(0), {"--node", "node3", "daemon", "status"}).stderr_text
+      << RunOm(Root(2), {"daemon", "status"}).stderr_text;
   EXPECT_FALSE(follow->done().has_value());
 }
 
