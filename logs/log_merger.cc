@@ -34,8 +34,15 @@ void LogMerger::End(absl::string_view name) {
   if (Source* source = Find(name)) source->open = false;
 }
 
+void LogMerger::Ready(absl::string_view name) {
+  if (Source* source = Find(name)) source->ready = true;
+}
+
 void LogMerger::Reopen(absl::string_view name) {
-  if (Source* source = Find(name)) source->open = true;
+  if (Source* source = Find(name)) {
+    source->open = true;
+    source->ready = false;
+  }
 }
 
 int LogMerger::Oldest() const {
@@ -52,13 +59,17 @@ std::vector<v1::LogRecord> LogMerger::Take(absl::Time now) {
   std::vector<v1::LogRecord> out;
   for (int oldest = Oldest(); oldest >= 0; oldest = Oldest()) {
     Source& source = sources_[oldest];
-    // A silent open source may still send something older, until the head has
-    // waited long enough for it.
-    const bool others_have_spoken =
-        std::all_of(sources_.begin(), sources_.end(), [&source](const Source& other) {
-          return &other == &source || !other.open || !other.records.empty();
-        });
-    if (!others_have_spoken && now < source.records.front().arrived + options_.lateness) {
+    // A silent open source may still send something older: until its backlog
+    // is in, or else until the head has waited long enough for it.
+    bool backlog_missing = false;
+    bool others_have_spoken = true;
+    for (const Source& other : sources_) {
+      if (&other == &source || !other.open) continue;
+      backlog_missing |= !other.ready;
+      others_have_spoken &= !other.records.empty();
+    }
+    if (backlog_missing ||
+        (!others_have_spoken && now < source.records.front().arrived + options_.lateness)) {
       break;
     }
     out.push_back(std::move(source.records.front().record));
@@ -71,6 +82,11 @@ std::vector<v1::LogRecord> LogMerger::Take(absl::Time now) {
 std::optional<absl::Time> LogMerger::NextDeadline() const {
   const int oldest = Oldest();
   if (oldest < 0) return std::nullopt;
+  // Waiting for a backlog has no deadline: its arrival, or its end, is the next
+  // event.
+  for (int i = 0; i < static_cast<int>(sources_.size()); ++i) {
+    if (i != oldest && sources_[i].open && !sources_[i].ready) return std::nullopt;
+  }
   return sources_[oldest].records.front().arrived + options_.lateness;
 }
 

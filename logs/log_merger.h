@@ -5,9 +5,11 @@
 //
 // A record is known to be the oldest when every other open source has a record
 // waiting (the merge picks the oldest head), or, while some open source has
-// nothing waiting, once it is `lateness` old on this node's clock: a record
-// that source wrote before then would have arrived by now. Records arriving
-// later than that still come out, as soon as they can: never dropped.
+// nothing waiting, once it has waited `lateness` here: a record that source
+// wrote before then would have arrived by now. That holds for live records
+// only: a source whose backlog has not all arrived (not Ready) holds the others
+// back for as long as it takes. Records arriving later than that still come
+// out, as soon as they can: never dropped.
 //
 //   LogMerger merger({"n1", "n2"}, LogMerger::Options());
 //   merger.Add("n1", records, absl::Now());
@@ -45,9 +47,12 @@ class LogMerger {
   // previous one is taken as just as old as that one: each source's order is
   // kept), arrived here at `arrived`.
   void Add(absl::string_view source, std::vector<v1::LogRecord> records, absl::Time arrived);
+  // `source`'s backlog has all been added: from now on it holds the others back
+  // for `lateness` at most.
+  void Ready(absl::string_view source);
   // `source` sends no more, for now: it no longer holds the others back.
   void End(absl::string_view source);
-  // `source` sends again (a follow reconnected to it).
+  // `source` sends again (a follow reconnected to it), its backlog first.
   void Reopen(absl::string_view source);
 
   // The records that can come out at `now`, oldest first.
@@ -69,6 +74,7 @@ class LogMerger {
   struct Source {
     std::string name;
     bool open = true;
+    bool ready = false;  // its backlog is in
     int64_t last_key = INT64_MIN;
     std::deque<Waiting> records;
   };

@@ -39,6 +39,8 @@ TEST(LogMergerTest, ARecordWaitsForASilentOpenSourceThenComesOut) {
   LogMerger::Options options;
   options.lateness = absl::Milliseconds(5);
   LogMerger merger({"n1", "n2"}, options);
+  merger.Ready("n1");
+  merger.Ready("n2");
   merger.Add("n1", {Record("n1", 100, "late-safe")}, kT0);
   EXPECT_TRUE(merger.Take(kT0).empty());  // n2 may still send something older
   ASSERT_TRUE(merger.NextDeadline().has_value());
@@ -57,6 +59,8 @@ TEST(LogMergerTest, ARecordWaitsForASilentOpenSourceThenComesOut) {
 
 TEST(LogMergerTest, WhenEveryOpenSourceHasSpokenNothingWaits) {
   LogMerger merger({"n1", "n2"}, LogMerger::Options());
+  merger.Ready("n1");
+  merger.Ready("n2");
   merger.Add("n1", {Record("n1", 10, "a"), Record("n1", 30, "c")}, kT0);
   merger.Add("n2", {Record("n2", 20, "b")}, kT0);
   // a and b at once; c must wait for n2's next.
@@ -67,6 +71,8 @@ TEST(LogMergerTest, WhenEveryOpenSourceHasSpokenNothingWaits) {
 
 TEST(LogMergerTest, ARecordLaterThanTheBoundStillComesOut) {
   LogMerger merger({"n1", "n2"}, LogMerger::Options());
+  merger.Ready("n1");
+  merger.Ready("n2");
   merger.Add("n1", {Record("n1", 100, "first")}, kT0);
   EXPECT_EQ(merger.Take(kT0 + absl::Seconds(1)).size(), 1u);
   merger.Add("n2", {Record("n2", 50, "very late")}, kT0 + absl::Seconds(1));
@@ -95,6 +101,26 @@ TEST(LogMergerTest, UnknownSourcesAreIgnoredAndReopenHoldsAgain) {
   merger.Reopen("n2");
   merger.Add("n1", {Record("n1", 20, "b")}, kT0);
   EXPECT_TRUE(merger.Take(kT0).empty());  // n2 is back: it may have older ones
+  EXPECT_TRUE(merger.Take(kT0 + absl::Seconds(10)).empty());  // its backlog first
+  merger.Ready("n2");
+  EXPECT_EQ(merger.Take(kT0 + absl::Seconds(10)).size(), 1u);
+}
+
+TEST(LogMergerTest, ABacklogNotAllInHoldsTheOthersBackWhateverTheWait) {
+  LogMerger merger({"n1", "n2", "n3"}, LogMerger::Options());
+  merger.Add("n1", {Record("n1", 10, "a"), Record("n1", 40, "d")}, kT0);
+  merger.Ready("n1");
+  merger.Add("n2", {Record("n2", 20, "b")}, kT0);
+  merger.Ready("n2");
+  // n3's backlog is late, by far more than the bound: nothing goes before it.
+  EXPECT_TRUE(merger.Take(kT0 + absl::Seconds(5)).empty());
+  EXPECT_FALSE(merger.NextDeadline().has_value());
+  merger.Add("n3", {Record("n3", 30, "c")}, kT0 + absl::Seconds(5));
+  merger.Ready("n3");
+  // a and b at once (the others have spoken past them); c, then d, once they
+  // have waited for the silent n2.
+  EXPECT_EQ(Messages(merger.Take(kT0 + absl::Seconds(5))), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Messages(merger.Take(kT0 + absl::Seconds(6))), (std::vector<std::string>{"c", "d"}));
 }
 
 TEST(LogMergerTest, TiesGoToTheFirstListedSource) {

@@ -60,11 +60,6 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
         if (std::shared_ptr<Follower> self = weak.lock()) self->Close();
       });
     });
-    if (request_.local_only()) {
-      // At once, even with nothing to say yet: the asking node knows this one
-      // answers (LogsService::Options::connect_timeout).
-      stream_->Write(v1::ServiceLogsReply());
-    }
     for (auto& [node, source] : sources_) Connect(node);
   }
 
@@ -153,17 +148,19 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
         Ended(node, generation, backlog.status());
         return;
       }
-      Records(node, generation, *std::move(backlog));
+      Records(node, generation, *std::move(backlog), /*backlog_done=*/true);
       Ended(node, generation, absl::OkStatus());
       return;
     }
     std::weak_ptr<Follower> weak = weak_from_this();
     absl::StatusOr<uint64_t> subscription = service_->watcher_->Subscribe(
         upstream.svcname(), Backlog(upstream), Since(upstream),
-        [weak, node, generation](const std::vector<v1::LogRecord>& records) {
+        // The watcher's first call is the backlog (maybe empty), then live.
+        [weak, node, generation, first = true](const std::vector<v1::LogRecord>& records) mutable {
           if (std::shared_ptr<Follower> self = weak.lock()) {
-            self->Records(node, generation, records);
+            self->Records(node, generation, records, /*backlog_done=*/first);
           }
+          first = false;
         });
     if (!subscription.ok()) {
       Ended(node, generation, subscription.status());
@@ -196,7 +193,8 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
             [weak, node, generation](const v1::ServiceLogsReply& reply) {
               std::shared_ptr<Follower> self = weak.lock();
               if (self == nullptr) return;
-              self->Records(node, generation, {reply.records().begin(), reply.records().end()});
+              self->Records(node, generation, {reply.records().begin(), reply.records().end()},
+                            reply.backlog_done());
             },
             [weak, node, generation, upstreams](absl::Status status) {
               upstreams->fetch_sub(1);
@@ -244,7 +242,10 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
     if (call != nullptr) call->Cancel();  // its on_done ends the source
   }
 
-  void Records(const std::string& node, uint64_t generation, std::vector<v1::LogRecord> records) {
+  // A source's records; `backlog_done`: its backlog is all in (what follows is
+  // live).
+  void Records(const std::string& node, uint64_t generation, std::vector<v1::LogRecord> records,
+               bool backlog_done) {
     sync::MutexLock lock(&mutex_);
     Source& source = sources_[node];
     if (closed_ || source.generation != generation) return;
@@ -255,7 +256,15 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
       source.last_time_ms = std::max(source.last_time_ms, record.time_unix_ms());
     }
     merger_.Add(node, std::move(records), absl::Now());
+    if (backlog_done) merger_.Ready(node);
     FlushLocked();
+    if (backlog_done && request_.local_only()) {
+      // Its one source's backlog is out: the asking node's merge may go on (an
+      // empty message if the backlog was).
+      v1::ServiceLogsReply done;
+      done.set_backlog_done(true);
+      if (!stream_->Write(done)) ++missed_;
+    }
   }
 
   // A source's stream is over: its end (OK), or an error, said as a record.
