@@ -1,5 +1,6 @@
 #include "logs/log_watcher.h"
 
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -126,6 +127,7 @@ size_t LogWatcher::followed_files() const {
 }
 
 void LogWatcher::Run() {
+  pthread_setname_np(pthread_self(), "omd-logwatch");
   absl::Time last_check = absl::Now();
   std::vector<std::string> names;
   while (true) {

@@ -1,5 +1,7 @@
 #include "logs/logs_service.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <optional>
 #include <utility>
@@ -454,6 +456,7 @@ void LogsService::At(absl::Time at, std::function<void()> run) {
 }
 
 void LogsService::TimerLoop() {
+  pthread_setname_np(pthread_self(), "omd-logtimer");
   while (true) {
     std::function<void()> run;
     {
