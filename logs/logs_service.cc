@@ -466,9 +466,11 @@ void LogsService::TimerLoop() {
         if (!timers_.empty() && timers_.top().at <= absl::Now()) break;
         const absl::Duration wait = timers_.empty() ? absl::Seconds(1)
                                                     : timers_.top().at - absl::Now();
+        // Also woken by a new timer, which may be due before `wait` is over.
+        const uint64_t seen = timer_order_;
         mutex_.AwaitWithTimeout(
-            [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
-              return stopping_ || (!timers_.empty() && timers_.top().at <= absl::Now());
+            [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+              return stopping_ || timer_order_ != seen;
             },
             wait);
       }

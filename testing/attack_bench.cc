@@ -1235,30 +1235,10 @@ int RunBench(const std::vector<char*>& positional) {
   return all_ran ? 0 : 1;
 }
 
-// Outside `bazel test`: omd and om from this binary's runfiles, and a temporary
-// directory of its own for the daemons' roots, removed at exit.
-std::string UseOwnDirectories() {
-  if (std::getenv("TEST_SRCDIR") == nullptr) {
-    std::error_code error;
-    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
-    if (!error) setenv("TEST_SRCDIR", (self.string() + ".runfiles").c_str(), 1);
-  }
-  if (std::getenv("TEST_TMPDIR") != nullptr) return "";
-  std::string dir = "/tmp/attack_bench.XXXXXX";
-  if (mkdtemp(dir.data()) == nullptr) return "";
-  setenv("TEST_TMPDIR", dir.c_str(), 1);
-  return dir;
-}
-
 int Main(const std::vector<char*>& positional) {
   signal(SIGPIPE, SIG_IGN);  // a server's close under a send
-  const std::string own_tmp = UseOwnDirectories();
-  const int status = RunBench(positional);
-  if (!own_tmp.empty()) {
-    std::error_code ignored;
-    std::filesystem::remove_all(own_tmp, ignored);
-  }
-  return status;
+  const OwnDirectories own("attack_bench");
+  return RunBench(positional);
 }
 
 }  // namespace

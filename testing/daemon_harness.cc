@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -269,7 +270,8 @@ absl::StatusOr<bool> IsServing(const std::string& target, const std::string& ser
 }
 
 absl::StatusOr<std::unique_ptr<client::AgentClient>> ControlClient(const std::string& root,
-                                                                   absl::Duration timeout) {
+                                                                   absl::Duration timeout,
+                                                                   bool own_connection) {
   absl::StatusOr<config::NodeConfig> config = config::LoadNodeConfig(root);
   if (!config.ok()) return config.status();
   absl::StatusOr<std::string> target = net::UnixTarget(config::ControlSocketPath(root));
@@ -280,7 +282,32 @@ absl::StatusOr<std::unique_ptr<client::AgentClient>> ControlClient(const std::st
   options.recipient = config->node_name;
   options.reply_senders = {config->node_name};
   options.timeout = timeout;
+  if (own_connection) {
+    grpc::ChannelArguments arguments;
+    arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    options.channel =
+        grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), arguments);
+  }
   return client::AgentClient::Create(std::move(options));
+}
+
+OwnDirectories::OwnDirectories(const std::string& name) {
+  if (std::getenv("TEST_SRCDIR") == nullptr) {
+    std::error_code error;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+    if (!error) setenv("TEST_SRCDIR", (self.string() + ".runfiles").c_str(), 1);
+  }
+  if (std::getenv("TEST_TMPDIR") != nullptr) return;
+  std::string dir = absl::StrCat("/tmp/", name, ".XXXXXX");
+  if (mkdtemp(dir.data()) == nullptr) return;
+  setenv("TEST_TMPDIR", dir.c_str(), 1);
+  temporary_ = dir;
+}
+
+OwnDirectories::~OwnDirectories() {
+  if (temporary_.empty()) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(temporary_, ignored);
 }
 
 }  // namespace omd::testing

@@ -36,6 +36,21 @@ inline constexpr char kTestSecret[] = "harness-secret-0123456789abcdef";
 std::string OmdPath();
 std::string OmPath();
 
+// For a benchmark run outside `bazel test` (bazel run, or the binary itself):
+// omd and om from this binary's runfiles, and a temporary directory of its own
+// for the daemons' roots (/tmp/<name>.XXXXXX), removed when it goes. Under
+// `bazel test`, it changes nothing.
+class OwnDirectories {
+ public:
+  explicit OwnDirectories(const std::string& name);
+  ~OwnDirectories();
+  OwnDirectories(const OwnDirectories&) = delete;
+  OwnDirectories& operator=(const OwnDirectories&) = delete;
+
+ private:
+  std::string temporary_;  // empty: not ours
+};
+
 // A fresh directory under $TEST_TMPDIR.
 std::string NewTempDir(const std::string& prefix);
 
@@ -122,9 +137,12 @@ grpc::Status CallAgentMethod(grpc::Channel* channel, const std::string& method_n
                              const std::string& request_bytes);
 
 // A client of the daemon of `root` through its control socket, sealing as that
-// node, as om does; each call within `timeout`.
+// node, as om does; each call within `timeout`. gRPC shares one connection among
+// channels to the same target; with `own_connection`, this client has one of its
+// own (as separate om processes have).
 absl::StatusOr<std::unique_ptr<client::AgentClient>> ControlClient(
-    const std::string& root, absl::Duration timeout = absl::Seconds(30));
+    const std::string& root, absl::Duration timeout = absl::Seconds(30),
+    bool own_connection = false);
 
 // grpc.health.v1 Check of `service` ("" for the whole server).
 absl::StatusOr<bool> IsServing(const std::string& target, const std::string& service = "");

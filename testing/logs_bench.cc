@@ -25,6 +25,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "config/atomic_file.h"
@@ -110,7 +112,8 @@ struct Follows {
 Follows Follow(const std::string& root, int count, int channels, Latencies* latencies) {
   Follows follows;
   for (int c = 0; c < channels; ++c) {
-    absl::StatusOr<std::unique_ptr<client::AgentClient>> client = ControlClient(root);
+    absl::StatusOr<std::unique_ptr<client::AgentClient>> client =
+        ControlClient(root, absl::Seconds(30), /*own_connection=*/true);
     if (!client.ok()) Die(client.status());
     follows.clients.push_back(*std::move(client));
   }
@@ -185,6 +188,11 @@ void Followers() {
               100 * (load_end.cpu_seconds - load_start.cpu_seconds) / seconds);
   std::printf("  append to follower: %s\n", latencies.Summary().c_str());
   follows.calls.clear();
+  for (absl::string_view line : absl::StrSplit((*daemon)->Log(), '\n')) {
+    if (absl::StrContains(line, " W ") || absl::StrContains(line, " E ")) {
+      std::printf("  daemon: %s\n", std::string(line).c_str());
+    }
+  }
   (void)(*daemon)->Stop();
 }
 
@@ -239,6 +247,7 @@ void AcrossNodes() {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   signal(SIGPIPE, SIG_IGN);
+  const omd::testing::OwnDirectories own("logs_bench");
   omd::testing::Followers();
   omd::testing::AcrossNodes();
   return 0;
