@@ -329,6 +329,7 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
   // max_message_bytes. A reader whose queue is full loses them, and then gets a
   // record saying how many.
   void Deliver(const std::vector<v1::LogRecord>& records) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    if (records.empty() && missed_ > 0 && stream_->Write(MissedNotice())) missed_ = 0;
     const size_t per_message = service_->options_.records_per_message;
     size_t end = 0;
     for (size_t begin = 0; begin < records.size(); begin = end) {
@@ -341,12 +342,7 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
         ++end;
       }
       if (missed_ > 0) {
-        v1::ServiceLogsReply notice;
-        *notice.add_records() = StreamRecord(
-            local_node_, "WARNING",
-            absl::StrCat(missed_, " records missed: this reader did not keep up"), "missed",
-            absl::StrCat(missed_));
-        if (stream_->Write(notice)) {
+        if (stream_->Write(MissedNotice())) {
           missed_ = 0;
         } else {
           missed_ += end - begin;
@@ -357,6 +353,30 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
       for (size_t i = begin; i < end; ++i) *reply.add_records() = records[i];
       if (!stream_->Write(reply)) missed_ += end - begin;
     }
+    if (missed_ > 0) ScheduleNotice();
+  }
+
+  v1::ServiceLogsReply MissedNotice() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    v1::ServiceLogsReply notice;
+    *notice.add_records() = StreamRecord(
+        local_node_, "WARNING", absl::StrCat(missed_, " records missed: this reader did not keep up"),
+        "missed", absl::StrCat(missed_));
+    return notice;
+  }
+
+  // The count of the missed records goes out as soon as the queue has room,
+  // whether or not another record comes.
+  void ScheduleNotice() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    if (notice_scheduled_) return;
+    notice_scheduled_ = true;
+    std::weak_ptr<Follower> weak = weak_from_this();
+    service_->At(absl::Now() + absl::Milliseconds(50), [weak] {
+      std::shared_ptr<Follower> self = weak.lock();
+      if (self == nullptr) return;
+      sync::MutexLock lock(&self->mutex_);
+      self->notice_scheduled_ = false;
+      if (!self->closed_ && self->missed_ > 0) self->Deliver({});
+    });
   }
 
   LogsService* const service_;
@@ -372,6 +392,7 @@ class LogsService::Follower : public std::enable_shared_from_this<Follower> {
   LogMerger merger_ ABSL_GUARDED_BY(mutex_);
   std::optional<absl::Time> flush_at_ ABSL_GUARDED_BY(mutex_);
   uint64_t missed_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool notice_scheduled_ ABSL_GUARDED_BY(mutex_) = false;
   bool closed_ ABSL_GUARDED_BY(mutex_) = false;
 };
 

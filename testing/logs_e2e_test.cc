@@ -3,6 +3,7 @@
 // coming back, cancellation, and om <svcname> logs itself.
 #include <signal.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -289,6 +290,57 @@ TEST_F(LogsE2eTest, OmFollowsUntilInterruptedAndExitsCleanly) {
   for (int i = 0; i < kNodes; ++i) {
     EXPECT_TRUE(Eventually([&] { return LogsStatusOf(i).streams() == 0; })) << Name(i);
   }
+}
+
+TEST_F(LogsE2eTest, ASlowReaderGetsABoundedQueueThenACountOfWhatItMissed) {
+  std::atomic<bool> released{false};
+  auto received = std::make_shared<Received>();
+  absl::StatusOr<std::unique_ptr<client::AgentClient>> agent = ControlClient(Root(0));
+  ASSERT_TRUE(agent.ok());
+  v1::ServiceLogsRequest request = Request(/*follow=*/true, /*backlog=*/0);
+  request.add_nodes("node1");
+  absl::StatusOr<std::unique_ptr<client::StreamCall>> call =
+      (*agent)->Stream<v1::ServiceLogsReply>(
+          "ServiceLogs", request,
+          [received, &released](const v1::ServiceLogsReply& reply) {
+            // A reader that stops reading: gRPC reads no more meanwhile.
+            while (!released.load()) absl::SleepFor(absl::Milliseconds(5));
+            received->Add(reply);
+          },
+          [received](absl::Status status) { received->Done(std::move(status)); });
+  ASSERT_TRUE(call.ok()) << call.status();
+  ASSERT_TRUE(Eventually([&] { return LogsStatusOf(0).subscriptions() == 1; }));
+  // One at a time, each its own message: past gRPC's windows and the daemon's
+  // queue of 64 messages.
+  constexpr int kRecords = 6000;
+  const std::string filler(1000, 'x');
+  service::ServiceLog::Options large;
+  large.max_bytes = 64 << 20;  // no rotation: this is not about rotation
+  for (int k = 0; k < kRecords; ++k) {
+    ASSERT_NO_FATAL_FAILURE(
+        Append(0, absl::Now(), absl::StrCat("slow ", k, " ", filler), large));
+    if (k % 10 == 0) absl::SleepFor(absl::Milliseconds(1));
+  }
+  absl::SleepFor(absl::Seconds(1));
+  released = true;
+  // Back to reading: the count of what it missed comes with no other record.
+  const auto missed = [&] {
+    int64_t count = 0;
+    for (const v1::LogRecord& record : received->records()) {
+      if (auto it = record.extra().find("missed"); it != record.extra().end()) {
+        count += std::stoll(it->second);
+        EXPECT_THAT(record.message(), HasSubstr("records missed"));
+      }
+    }
+    return count;
+  };
+  ASSERT_TRUE(Eventually([&] { return missed() > 0; }));
+  EXPECT_TRUE(Eventually([&] { return received->Count("slow ") + missed() == kRecords; }))
+      << received->Count("slow ") << " + " << missed();
+  // And later records come again.
+  ASSERT_NO_FATAL_FAILURE(Append(0, absl::Now(), "after the jam"));
+  EXPECT_TRUE(Eventually([&] { return received->Has("after the jam"); }));
+  call->reset();
 }
 
 TEST_F(LogsE2eTest, BadRequestsAreRefusedClearly) {
