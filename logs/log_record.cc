@@ -9,25 +9,14 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "proto/omd.pb.h"
+#include "service/service_log.h"
 
 namespace omd::logs {
 namespace {
 
-constexpr absl::string_view kShape = "0000-00-00 00:00:00,000";
 constexpr absl::string_view kCut = "...";
 constexpr absl::string_view kLevels[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
-// The writer's test for "would look like a record": the shape alone.
-bool HasRecordShape(absl::string_view line) {
-  if (line.size() < kShape.size()) return false;
-  for (size_t i = 0; i < kShape.size(); ++i) {
-    if (kShape[i] == '0' ? !absl::ascii_isdigit(static_cast<unsigned char>(line[i]))
-                         : line[i] != kShape[i]) {
-      return false;
-    }
-  }
-  return true;
-}
 
 int Digits(absl::string_view line, size_t at, size_t count) {
   int value = 0;
@@ -42,7 +31,7 @@ struct Header {
 };
 
 bool ParseHeader(absl::string_view line, const absl::TimeZone& zone, Header* header) {
-  if (!HasRecordShape(line)) return false;
+  if (!service::HasRecordShape(line)) return false;
   const int year = Digits(line, 0, 4), month = Digits(line, 5, 2), day = Digits(line, 8, 2);
   const int hour = Digits(line, 11, 2), minute = Digits(line, 14, 2);
   const int second = Digits(line, 17, 2), millis = Digits(line, 20, 3);
@@ -52,7 +41,7 @@ bool ParseHeader(absl::string_view line, const absl::TimeZone& zone, Header* hea
       civil.hour() != hour || civil.minute() != minute || civil.second() != second) {
     return false;
   }
-  absl::string_view rest = line.substr(kShape.size());
+  absl::string_view rest = line.substr(service::kRecordShape.size());
   if (rest.empty() || rest[0] != ' ') return false;
   rest.remove_prefix(1);
   absl::string_view level;
@@ -116,7 +105,7 @@ std::vector<v1::LogRecord> ParseLogRecords(absl::string_view text) {
       AppendCapped(header.message, &cut, message);
       continue;
     }
-    if (line.size() > kShape.size() && line[0] == ' ' && HasRecordShape(line.substr(1))) {
+    if (line.size() > service::kRecordShape.size() && line[0] == ' ' && service::HasRecordShape(line.substr(1))) {
       line.remove_prefix(1);  // the writer's escape
     }
     if (message == nullptr) {

@@ -34,17 +34,6 @@ absl::Status Errno(absl::string_view what, absl::string_view path) {
 }
 
 // Whether `line` starts like a record: "YYYY-MM-DD hh:mm:ss,mmm ".
-bool LooksLikeRecord(absl::string_view line) {
-  constexpr absl::string_view kShape = "0000-00-00 00:00:00,000";
-  if (line.size() < kShape.size()) return false;
-  for (size_t i = 0; i < kShape.size(); ++i) {
-    if (kShape[i] == '0' ? !absl::ascii_isdigit(static_cast<unsigned char>(line[i]))
-                         : line[i] != kShape[i]) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string FormatRecord(absl::Time time, LogLevel level, absl::string_view message) {
   std::string capped;
@@ -61,7 +50,7 @@ std::string FormatRecord(absl::Time time, LogLevel level, absl::string_view mess
   for (absl::string_view line : absl::StrSplit(message, '\n')) {
     if (!first) {
       record.push_back('\n');
-      if (LooksLikeRecord(line)) record.push_back(' ');
+      if (HasRecordShape(line)) record.push_back(' ');
     }
     record.append(line.data(), line.size());
     first = false;
@@ -114,6 +103,17 @@ absl::Status Rotate(const std::string& path, int keep) {
 }
 
 }  // namespace
+
+bool HasRecordShape(absl::string_view line) {
+  if (line.size() < kRecordShape.size()) return false;
+  for (size_t i = 0; i < kRecordShape.size(); ++i) {
+    if (kRecordShape[i] == '0' ? !absl::ascii_isdigit(static_cast<unsigned char>(line[i]))
+                               : line[i] != kRecordShape[i]) {
+      return false;
+    }
+  }
+  return true;
+}
 
 absl::string_view LogLevelName(LogLevel level) {
   switch (level) {

@@ -35,6 +35,13 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
 absl::string_view LogLevelName(LogLevel level);  // "DEBUG", "INFO", ...
 
+// The start of a record's line, digits as '0': its time.
+inline constexpr absl::string_view kRecordShape = "0000-00-00 00:00:00,000";
+
+// Whether `line` starts like a record (kRecordShape): a continuation line that
+// does is written with a leading space, and readers take the space back.
+bool HasRecordShape(absl::string_view line);
+
 // DIR/var/log/<svcname>.log; the name must be valid.
 std::string ServiceLogPath(absl::string_view root, absl::string_view name);
 
