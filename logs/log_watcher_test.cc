@@ -222,7 +222,15 @@ TEST(LogWatcherTest, ThreadsAndProcessesInFileOrder) {
       << received.size();
   const std::vector<std::string> in_files = FileMessages(root);
   ASSERT_EQ(in_files.size(), total);
-  EXPECT_EQ(received.messages(), in_files);
+  const std::vector<std::string> got = received.messages();
+  EXPECT_EQ(got.size(), in_files.size());
+  for (size_t i = 0; i < std::min(got.size(), in_files.size()); ++i) {
+    if (got[i] != in_files[i]) {
+      ADD_FAILURE() << "first difference at " << i << " of " << in_files.size() << ": got "
+                    << got[i] << " where the files have " << in_files[i];
+      break;
+    }
+  }
 }
 
 TEST(LogWatcherTest, RotationUnderAContinuousWriter) {
