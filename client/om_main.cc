@@ -30,10 +30,11 @@ ABSL_FLAG(std::string, node, "",
           "be replayed to another node. Without --server, that member's daemon, "
           "reached at node.conf's [cluster] addr@NAME (or NAME, port 1214). Default: "
           "this node without --server; any node with --server. For om daemon join: "
-          "the member to join through, NAME (on port 1214) or HOST[:PORT].");
+          "the member to join through, NAME (on port 1214) or HOST[:PORT]. For om "
+          "<svcname> logs: that node's records only.");
 ABSL_FLAG(std::string, output, "human",
           "human, or json: one document {\"status\": N, \"data\": ..., \"info\": [...], "
-          "\"error\": [...]}.");
+          "\"error\": [...]}; om <svcname> logs: one JSON record a line.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(15),
           "Deadline of each call to the daemon.");
 
