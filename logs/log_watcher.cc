@@ -271,10 +271,14 @@ void LogWatcher::Follow(const std::string& svcname, Followed& followed) {
     return;
   }
   // No log yet: the rotated files there are (if any) are older than the
-  // subscription; those that come later are not.
+  // subscription; those that come later are not. Held open, it is where a
+  // backlog ends, even if it rotates on.
+  posix::UniqueFd newest(open(absl::StrCat(path, ".1").c_str(), O_RDONLY | O_CLOEXEC));
   struct stat info;
-  if (stat(absl::StrCat(path, ".1").c_str(), &info) == 0) {
+  if (newest.is_open() && fstat(newest.get(), &info) == 0) {
     followed.last = {info.st_dev, info.st_ino, true};
+    followed.finished = std::move(newest);
+    followed.finished_end = info.st_size;
   }
 }
 
@@ -312,6 +316,7 @@ void LogWatcher::CatchUp(const std::string& svcname, Followed& followed) {
       }
       ReadAppended(svcname, followed);
       FlushPartial(followed);
+      Finish(followed);
       followed.last = newer[i];
     }
     followed.fd.Reset();
@@ -327,6 +332,8 @@ void LogWatcher::CatchUp(const std::string& svcname, Followed& followed) {
                               : !before.known;
     if (next) {
       followed.last = {followed.device, followed.inode, true};
+      followed.finished.Reset();
+      followed.finished_end = 0;
       ReadAppended(svcname, followed);
       return;
     }
@@ -341,6 +348,13 @@ void LogWatcher::FlushPartial(Followed& followed) {
   const std::vector<v1::LogRecord> records = ParseLogRecords(followed.partial);
   followed.partial.clear();
   if (!records.empty()) Deliver(followed, records);
+}
+
+void LogWatcher::Finish(Followed& followed) {
+  followed.finished = std::move(followed.fd);
+  followed.finished_end = followed.offset;
+  followed.fd.Reset();
+  followed.offset = 0;
 }
 
 void LogWatcher::ReadAppended(const std::string& svcname, Followed& followed) {
@@ -390,7 +404,7 @@ void LogWatcher::Refresh(const std::string& svcname, Followed& followed) {
     // (rotation holds the lock appenders share), so it is read to its end.
     ReadAppended(svcname, followed);
     FlushPartial(followed);
-    followed.fd.Reset();
+    Finish(followed);
   }
   if (exists) CatchUp(svcname, followed);
 }
@@ -463,9 +477,13 @@ void LogWatcher::ProcessPending() {
     }
     std::vector<v1::LogRecord> backlog;
     if (subscription->backlog > 0) {
+      // Up to where the watcher's reading is: in the open file, or at the end
+      // of the one read last when none is open.
+      const bool open = followed.fd.is_open();
       absl::StatusOr<std::vector<v1::LogRecord>> read = ReadBacklogBefore(
-          options_.root, svcname, followed.fd.get(),
-          followed.offset - static_cast<int64_t>(followed.partial.size()),
+          options_.root, svcname, open ? followed.fd.get() : followed.finished.get(),
+          open ? followed.offset - static_cast<int64_t>(followed.partial.size())
+               : followed.finished_end,
           subscription->backlog, subscription->since);
       if (read.ok()) {
         backlog = *std::move(read);

@@ -103,6 +103,12 @@ class LogWatcher {
     ino_t inode = 0;
     int64_t offset = 0;   // bytes read, `partial` included
     std::string partial;  // after the last '\n'
+    // While no file is open (the log rotated away, not there again yet): the
+    // file `last` names, read to its end at `finished_end`. A backlog then ends
+    // there, not at whatever rotated files came after it, which are still to be
+    // read live.
+    posix::UniqueFd finished;
+    int64_t finished_end = 0;
     std::vector<uint64_t> subscribers;  // in the order they came
   };
 
@@ -115,6 +121,7 @@ class LogWatcher {
   void Follow(const std::string& svcname, Followed& followed);
   void CatchUp(const std::string& svcname, Followed& followed);
   void FlushPartial(Followed& followed);
+  void Finish(Followed& followed);
   void ReadAppended(const std::string& svcname, Followed& followed);
   void Deliver(Followed& followed, const std::vector<v1::LogRecord>& records);
   void ProcessReleased();

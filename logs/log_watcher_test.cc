@@ -283,6 +283,55 @@ TEST(LogWatcherTest, SubscribeWhileAWriterAppends) {
   }
 }
 
+// The log rotates away between the watcher's reading of it and its look at
+// whether it is still there; before the log is there again, a subscription
+// comes and another file rotates in after the one read last. The backlog ends
+// where the watcher's reading is (the end of the file read last), and that
+// other file comes live, once.
+TEST(LogWatcherTest, BacklogWhileTheLogIsRotatedAway) {
+  const std::string root = NewRoot();
+  const std::string path = service::ServiceLogPath(root, "web");
+  const std::string first = absl::StrCat(path, ".1");
+  const std::string second = absl::StrCat(path, ".2");
+  Append(root, "a", 0, 3);
+  LogWatcher watcher({.root = root});
+  Received early, late;
+  LogWatcher::Callback record = early.Callback();
+  std::atomic<bool> subscribed{false};
+  // On the watcher's thread, in the middle of its look at the log.
+  ASSERT_TRUE(watcher
+                  .Subscribe("web", 0, absl::InfinitePast(),
+                             [&](const std::vector<v1::LogRecord>& records) {
+                               record(records);
+                               for (const v1::LogRecord& each : records) {
+                                 if (each.message() != "go") continue;
+                                 ASSERT_EQ(rename(path.c_str(), first.c_str()), 0);
+                                 subscribed = watcher
+                                                  .Subscribe("web", 1000, absl::InfinitePast(),
+                                                             late.Callback())
+                                                  .ok();
+                                 Append(root, "b", 0, 3);
+                                 ASSERT_EQ(rename(first.c_str(), second.c_str()), 0);
+                                 ASSERT_EQ(rename(path.c_str(), first.c_str()), 0);
+                               }
+                             })
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return early.calls() == 1; }));
+  ASSERT_TRUE(service::ServiceLog(root, "web").Append(service::LogLevel::kInfo, "go").ok());
+  ASSERT_TRUE(Eventually([&] { return late.calls() >= 1; }));
+  EXPECT_TRUE(subscribed);
+  Append(root, "c", 0, 2);  // a new log, after b's file
+  ASSERT_TRUE(Eventually([&] { return early.size() >= 1 + 3 + 2; })) << early.size();
+  ASSERT_TRUE(Eventually([&] { return late.size() >= 3 + 1 + 3 + 2; })) << late.size();
+  std::vector<std::string> expected = Messages("a", 0, 3);
+  expected.push_back("go");
+  EXPECT_EQ(late.backlog(), expected.size());
+  for (const std::string& message : Messages("b", 0, 3)) expected.push_back(message);
+  for (const std::string& message : Messages("c", 0, 2)) expected.push_back(message);
+  EXPECT_EQ(late.messages(), expected);
+  EXPECT_EQ(early.messages(), std::vector<std::string>(expected.begin() + 3, expected.end()));
+}
+
 TEST(LogWatcherTest, UnsubscribeFromAnotherThread) {
   const std::string root = NewRoot();
   LogWatcher watcher({.root = root});
