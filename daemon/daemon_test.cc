@@ -500,10 +500,9 @@ class ThreeNodeTest : public ::testing::Test {
   void SetUp() override {
     for (int i = 0; i < 3; ++i) {
       addresses_[i] = absl::StrCat("127.0.0.", i + 1);
-      absl::StatusOr<net::ListenSocket> probe = net::Listen(addresses_[i], 0);
-      ASSERT_TRUE(probe.ok()) << probe.status();
-      ports_[i] = probe->port;
-      close(probe->fd);
+      absl::StatusOr<int> port = ::omd::testing::FreePort(addresses_[i]);
+      ASSERT_TRUE(port.ok()) << port.status();
+      ports_[i] = *port;
     }
     for (int i = 0; i < 3; ++i) {
       ASSERT_NO_FATAL_FAILURE(StartNode(i, ""));

@@ -29,6 +29,7 @@
 #include "config/atomic_file.h"
 #include "config/envelope_options.h"
 #include "config/node_config.h"
+#include "net/listen_socket.h"
 #include "net/unix_socket.h"
 #include "posix/unique_fd.h"
 #include "process/subprocess.h"
@@ -308,6 +309,13 @@ OwnDirectories::~OwnDirectories() {
   if (temporary_.empty()) return;
   std::error_code ignored;
   std::filesystem::remove_all(temporary_, ignored);
+}
+
+absl::StatusOr<int> FreePort(const std::string& address) {
+  absl::StatusOr<net::ListenSocket> probe = net::Listen(address, 0);
+  if (!probe.ok()) return probe.status();
+  close(probe->fd);
+  return probe->port;
 }
 
 }  // namespace omd::testing

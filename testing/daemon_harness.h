@@ -51,6 +51,10 @@ class OwnDirectories {
   std::string temporary_;  // empty: not ours
 };
 
+// A port of `address` free now (bound, then released), for a daemon to be told
+// to listen on, so that the other nodes can be told where it is beforehand.
+absl::StatusOr<int> FreePort(const std::string& address);
+
 // A fresh directory under $TEST_TMPDIR.
 std::string NewTempDir(const std::string& prefix);
 

@@ -30,7 +30,6 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "config/atomic_file.h"
-#include "net/listen_socket.h"
 #include "service/service_log.h"
 #include "sync/mutex.h"
 #include "testing/daemon_harness.h"
@@ -201,10 +200,9 @@ void AcrossNodes() {
   int ports[3];
   for (int i = 0; i < 3; ++i) {
     addresses[i] = absl::StrCat("127.0.0.", i + 1);
-    absl::StatusOr<net::ListenSocket> probe = net::Listen(addresses[i], 0);
-    if (!probe.ok()) Die(probe.status());
-    ports[i] = probe->port;
-    close(probe->fd);
+    absl::StatusOr<int> port = FreePort(addresses[i]);
+    if (!port.ok()) Die(port.status());
+    ports[i] = *port;
   }
   std::unique_ptr<DaemonProcess> nodes[3];
   for (int i = 0; i < 3; ++i) {

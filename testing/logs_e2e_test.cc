@@ -19,7 +19,6 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "net/listen_socket.h"
 #include "process/subprocess.h"
 #include "service/service_log.h"
 #include "sync/mutex.h"
@@ -78,10 +77,9 @@ class LogsE2eTest : public ::testing::Test {
   void SetUp() override {
     for (int i = 0; i < kNodes; ++i) {
       addresses_[i] = absl::StrCat("127.0.0.", i + 1);
-      absl::StatusOr<net::ListenSocket> probe = net::Listen(addresses_[i], 0);
-      ASSERT_TRUE(probe.ok()) << probe.status();
-      ports_[i] = probe->port;
-      close(probe->fd);
+      absl::StatusOr<int> port = FreePort(addresses_[i]);
+      ASSERT_TRUE(port.ok()) << port.status();
+      ports_[i] = *port;
     }
     for (int i = 0; i < kNodes; ++i) ASSERT_NO_FATAL_FAILURE(StartNode(i, ""));
     for (int i = 0; i < kNodes; ++i) {

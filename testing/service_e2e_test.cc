@@ -18,7 +18,6 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "net/listen_socket.h"
 #include "testing/daemon_harness.h"
 #include "testing/eventually.h"
 
@@ -38,10 +37,9 @@ class ServiceE2eTest : public ::testing::Test {
   void SetUp() override {
     for (int i = 0; i < 2; ++i) {
       addresses_[i] = absl::StrCat("127.0.0.", i + 1);
-      absl::StatusOr<net::ListenSocket> probe = net::Listen(addresses_[i], 0);
-      ASSERT_TRUE(probe.ok()) << probe.status();
-      ports_[i] = probe->port;
-      close(probe->fd);
+      absl::StatusOr<int> port = FreePort(addresses_[i]);
+      ASSERT_TRUE(port.ok()) << port.status();
+      ports_[i] = *port;
     }
     for (int i = 0; i < 2; ++i) {
       DaemonProcess::Options options;
