@@ -6,10 +6,12 @@
 //   (held for the retention rounded up to a whole second), whatever its sent_at. The daemon passes retention = 2 x clock_skew: Open refuses
 //   an envelope with |now - sent_at| > clock_skew, so an envelope accepted at t has
 //   sent_at <= t + skew and is refused by Open from t + 2 x skew on.
-// - Bounded memory, and no live id is ever evicted: at most `capacity` ids are held,
-//   each sender at most capacity / senders of them. A sender over its share, or any
-//   sender when the guard is full, is refused with RESOURCE_EXHAUSTED (retry later),
-//   so one flooding member cannot make the others' requests fail.
+// - Bounded memory, and no live id is ever evicted: at most `capacity` ids are held.
+//   Once half of them are, a sender is admitted only while it holds fewer than its
+//   share, capacity / senders. A sender over its share then, or any sender when
+//   the guard is full, is refused with RESOURCE_EXHAUSTED (retry later), so one
+//   flooding member cannot make the others' requests fail, and a busy member of a
+//   quiet cluster may use half the guard whatever the cluster's size.
 // - With a journal file, accepted ids survive a restart of omd, including a crash or
 //   kill -9: each id is stored into a MAP_SHARED ring file before Admit returns OK,
 //   and the page cache outlives the process. Only a crash of the machine itself can
@@ -104,8 +106,8 @@ class ReplayGuard {
 
   // OK the first time `request_id` (16 bytes) is seen within the retention.
   // UNAUTHENTICATED "replayed request" for a repeat; UNAUTHENTICATED for sent_at
-  // below the floor; RESOURCE_EXHAUSTED when `sender`'s share (capacity / senders,
-  // at least 1) or the whole capacity is used. INVALID_ARGUMENT if request_id is not
+  // below the floor; RESOURCE_EXHAUSTED when half the capacity is used and so is
+  // `sender`'s share (capacity / senders, at least 1), or the whole capacity. INVALID_ARGUMENT if request_id is not
   // 16 bytes or senders is 0. `senders` is the number of cluster members.
   absl::Status Admit(absl::string_view request_id, absl::string_view sender,
                      absl::Time sent_at, size_t senders);

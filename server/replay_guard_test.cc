@@ -205,31 +205,41 @@ TEST_P(ReplayGuardTest, ForgetsAnIdOnceTheRetentionHasPassed) {
   EXPECT_EQ(guard->held(), 2u);
 }
 
-TEST_P(ReplayGuardTest, EnforcesEachSendersShare) {
-  std::unique_ptr<ReplayGuard> guard = Create(8);
+TEST_P(ReplayGuardTest, EnforcesEachSendersShareOnceHalfFull) {
+  std::unique_ptr<ReplayGuard> guard = Create(16);
   ASSERT_NE(guard, nullptr);
-  // 4 members: 2 ids each.
-  ASSERT_TRUE(Admit(*guard, 1, "node1", 4).ok());
-  ASSERT_TRUE(Admit(*guard, 2, "node1", 4).ok());
-  absl::Status flooding = Admit(*guard, 3, "node1", 4);
+  // 4 members: 16 / 4 = 4 ids each, once 8 are held.
+  for (int i = 1; i <= 8; ++i) ASSERT_TRUE(Admit(*guard, i, "node1", 4).ok()) << i;
+  absl::Status flooding = Admit(*guard, 9, "node1", 4);
   EXPECT_EQ(flooding.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(flooding.message(), HasSubstr("node1"));
   EXPECT_THAT(flooding.message(), HasSubstr("retry later"));
   // The others still get in, up to their own share.
-  EXPECT_TRUE(Admit(*guard, 4, "node2", 4).ok());
-  EXPECT_TRUE(Admit(*guard, 5, "node2", 4).ok());
-  EXPECT_EQ(Admit(*guard, 6, "node2", 4).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(Admit(*guard, 7, "node3", 4).ok());
+  for (int i = 10; i <= 13; ++i) EXPECT_TRUE(Admit(*guard, i, "node2", 4).ok()) << i;
+  EXPECT_EQ(Admit(*guard, 14, "node2", 4).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Admit(*guard, 15, "node3", 4).ok());
+  EXPECT_EQ(guard->held(), 13u);
   // A replay is a replay, even from a sender over its share.
   EXPECT_EQ(Admit(*guard, 1, "node1", 4).ToString(), kReplayed);
   // The share follows the number of members the caller passes.
-  EXPECT_TRUE(Admit(*guard, 3, "node1", 2).ok());
-  EXPECT_EQ(guard->held(), 6u);
+  EXPECT_TRUE(Admit(*guard, 14, "node2", 2).ok());
+  EXPECT_EQ(guard->held(), 14u);
   // And frees up as ids expire.
   clock_.Advance(absl::Seconds(121));
-  EXPECT_TRUE(Admit(*guard, 8, "node1", 4).ok());
-  EXPECT_TRUE(Admit(*guard, 9, "node1", 4).ok());
-  EXPECT_EQ(guard->held(), 2u);
+  for (int i = 17; i <= 24; ++i) EXPECT_TRUE(Admit(*guard, i, "node1", 4).ok()) << i;
+  EXPECT_EQ(Admit(*guard, 25, "node1", 4).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(guard->held(), 8u);
+}
+
+// With many members, a busy one is not held to 1/members of the guard while the
+// others are quiet.
+TEST_P(ReplayGuardTest, OneBusyMemberOfALargeClusterUsesTheOpenHalf) {
+  std::unique_ptr<ReplayGuard> guard = Create(1000);
+  ASSERT_NE(guard, nullptr);
+  for (int i = 1; i <= 500; ++i) ASSERT_TRUE(Admit(*guard, i, "node1", 1000).ok()) << i;
+  EXPECT_EQ(Admit(*guard, 501, "node1", 1000).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Admit(*guard, 502, "node2", 1000).ok());
+  EXPECT_EQ(Admit(*guard, 503, "node2", 1000).code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST_P(ReplayGuardTest, RefusesWhenFullWithoutEvicting) {
@@ -406,15 +416,15 @@ TEST_F(JournalTest, RestartAfterEveryIdExpiredStartsAtTheFirstSlot) {
 TEST_F(JournalTest, RestartKeepsEachSendersCount) {
   std::unique_ptr<ReplayGuard> guard = Create(8);
   ASSERT_NE(guard, nullptr);
-  ASSERT_TRUE(Admit(*guard, 1, "node1", 4).ok());
-  ASSERT_TRUE(Admit(*guard, 2, "node1", 4).ok());
-  ASSERT_TRUE(Admit(*guard, 3, "node2", 4).ok());
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(Admit(*guard, i, "node1", 4).ok()) << i;
+  ASSERT_TRUE(Admit(*guard, 5, "node2", 4).ok());
   guard.reset();
   guard = Create(8);
   ASSERT_NE(guard, nullptr);
-  EXPECT_EQ(Admit(*guard, 4, "node1", 4).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(Admit(*guard, 5, "node2", 4).ok());
-  EXPECT_EQ(Admit(*guard, 6, "node2", 4).code(), absl::StatusCode::kResourceExhausted);
+  // Half full: node1 is over its share of 8 / 4, node2 under it.
+  EXPECT_EQ(Admit(*guard, 6, "node1", 4).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Admit(*guard, 7, "node2", 4).ok());
+  EXPECT_EQ(Admit(*guard, 8, "node2", 4).code(), absl::StatusCode::kResourceExhausted);
 }
 
 // kill -9 of omd: the ids are in the page cache, and no floor is needed.
