@@ -1,12 +1,16 @@
 #include "crypto/aead.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include <pthread.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 
@@ -151,12 +155,51 @@ absl::StatusOr<std::string> AesGcmOpen(const AeadKey& key, absl::string_view non
   return plaintext;
 }
 
-std::string RandomBytes(size_t count) {
-  std::string bytes(count, '\0');
-  if (count > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()),
-                              static_cast<int>(count)) != 1) {
+namespace {
+
+void FillFromOpenSsl(char* out, size_t count) {
+  if (count > 0 &&
+      RAND_bytes(reinterpret_cast<unsigned char*>(out), static_cast<int>(count)) != 1) {
     std::abort();
   }
+}
+
+// Small draws (nonces, request ids, salts) come from a per-thread block filled
+// by one RAND_bytes call: in the daemon, each RAND_bytes call cost 2.2 us of a
+// 46 us request (OpenSSL 3.0 takes locks shared by every thread on each call),
+// against 0.56 us alone in a benchmark. Bytes are handed out once and wiped from
+// the block as they go; a forked child starts with an empty block, so that it
+// never repeats its parent's bytes.
+constexpr size_t kBlockBytes = 4096;
+constexpr size_t kMaxBufferedDraw = 64;
+
+struct RandomBlock {
+  char bytes[kBlockBytes];
+  size_t used = kBlockBytes;  // empty
+};
+
+thread_local RandomBlock random_block;
+
+void ForgetBlockInChild() { random_block.used = kBlockBytes; }
+
+}  // namespace
+
+std::string RandomBytes(size_t count) {
+  std::string bytes(count, '\0');
+  if (count > kMaxBufferedDraw) {
+    FillFromOpenSsl(bytes.data(), count);
+    return bytes;
+  }
+  static const bool registered = pthread_atfork(nullptr, nullptr, ForgetBlockInChild) == 0;
+  if (!registered) std::abort();
+  RandomBlock& block = random_block;
+  if (kBlockBytes - block.used < count) {
+    FillFromOpenSsl(block.bytes, kBlockBytes);
+    block.used = 0;
+  }
+  std::memcpy(bytes.data(), block.bytes + block.used, count);
+  OPENSSL_cleanse(block.bytes + block.used, count);
+  block.used += count;
   return bytes;
 }
 

@@ -41,7 +41,8 @@ absl::StatusOr<std::string> AesGcmOpen(const AeadKey& key, absl::string_view non
                                        absl::string_view aad,
                                        absl::string_view sealed);
 
-// `count` bytes from OpenSSL's CSPRNG. Aborts if the CSPRNG fails: nothing secure
+// `count` bytes from OpenSSL's CSPRNG (up to 64 of them through a per-thread
+// block, each byte handed out once). Aborts if the CSPRNG fails: nothing secure
 // can be done without it.
 std::string RandomBytes(size_t count);
 

@@ -1,5 +1,9 @@
 #include "crypto/aead.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -81,6 +85,38 @@ TEST(AesGcmTest, EmptyPlaintextRoundTrips) {
 TEST(RandomBytesTest, ReturnsDistinctValuesOfTheRequestedSize) {
   EXPECT_EQ(RandomBytes(16).size(), 16u);
   EXPECT_NE(RandomBytes(16), RandomBytes(16));
+  EXPECT_EQ(RandomBytes(0), "");
+  EXPECT_EQ(RandomBytes(1000).size(), 1000u);
+}
+
+// Small draws come from a per-thread block: across many refills of it, no draw
+// repeats another.
+TEST(RandomBytesTest, SmallDrawsNeverRepeatAcrossBlocks) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 20000; ++i) {
+    ASSERT_TRUE(seen.insert(RandomBytes(28)).second) << i;
+  }
+}
+
+// A forked child must not hand out the bytes its parent's block still holds.
+TEST(RandomBytesTest, AForkedChildDrawsOtherBytesThanItsParent) {
+  RandomBytes(16);  // the block is full now, but for these 16 bytes
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string drawn = RandomBytes(16);
+    _exit(write(pipe_fds[1], drawn.data(), drawn.size()) == 16 ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  const std::string parent = RandomBytes(16);
+  char child_bytes[16];
+  ASSERT_EQ(read(pipe_fds[0], child_bytes, sizeof(child_bytes)), 16);
+  close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_NE(parent, std::string(child_bytes, sizeof(child_bytes)));
 }
 
 }  // namespace
