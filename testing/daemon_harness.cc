@@ -77,6 +77,42 @@ absl::Status WriteNodeConf(const std::string& root, const NodeConfSpec& spec) {
   return config::WriteFileAtomically(root + "/etc/node.conf", text, 0600);
 }
 
+absl::StatusOr<pid_t> SpawnInBackground(std::vector<std::string> argv,
+                                        const std::string& log_path) {
+  std::vector<char*> c_argv;
+  for (std::string& arg : argv) c_argv.push_back(arg.data());
+  c_argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    errno = spawned;
+    return Errno(absl::StrCat("spawn ", argv[0]));
+  }
+  return pid;
+}
+
+absl::StatusOr<int> TerminateAndWait(pid_t pid, absl::Duration grace) {
+  kill(pid, SIGTERM);
+  const absl::Time deadline = absl::Now() + grace;
+  int wait_status = 0;
+  while (waitpid(pid, &wait_status, WNOHANG) == 0) {
+    if (absl::Now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &wait_status, 0);
+      return absl::DeadlineExceededError(
+          absl::StrCat("process ", pid, " ignored SIGTERM for ", absl::FormatDuration(grace)));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return wait_status;
+}
+
 absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Options options) {
   std::unique_ptr<DaemonProcess> daemon(new DaemonProcess());
   daemon->root_ = !options.root.empty() ? options.root : NewTempDir(options.node.node_name);
@@ -88,24 +124,12 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Options opti
   absl::Status made = config::MakeDirectories(daemon->root_ + "/var/log", 0755);
   if (!made.ok()) return made;
 
-  std::vector<std::string> argv = {OmdPath(), "--root", daemon->root_};
+  std::vector<std::string> argv = {options.omd_path.empty() ? OmdPath() : options.omd_path,
+                                   "--root", daemon->root_};
   argv.insert(argv.end(), options.extra_flags.begin(), options.extra_flags.end());
-  std::vector<char*> c_argv;
-  for (std::string& arg : argv) c_argv.push_back(arg.data());
-  c_argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  const std::string log = daemon->root_ + "/var/log/omd.stderr";
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  const int spawned =
-      posix_spawn(&daemon->pid_, c_argv[0], &actions, nullptr, c_argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) {
-    errno = spawned;
-    return Errno(absl::StrCat("spawn ", argv[0]));
-  }
+  absl::StatusOr<pid_t> pid = SpawnInBackground(argv, daemon->root_ + "/var/log/omd.stderr");
+  if (!pid.ok()) return pid.status();
+  daemon->pid_ = *pid;
 
   const absl::Time deadline = absl::Now() + options.start_timeout;
   const std::string address_file = config::ListenerAddressPath(daemon->root_);
@@ -131,21 +155,11 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Options opti
 
 absl::Status DaemonProcess::Stop() {
   if (pid_ <= 0) return absl::OkStatus();
-  kill(pid_, SIGTERM);
-  const absl::Time deadline = absl::Now() + absl::Seconds(15);
-  int wait_status = 0;
-  while (waitpid(pid_, &wait_status, WNOHANG) == 0) {
-    if (absl::Now() > deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &wait_status, 0);
-      pid_ = -1;
-      return absl::DeadlineExceededError("omd ignored SIGTERM for 15 s");
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  absl::StatusOr<int> wait_status = TerminateAndWait(pid_, absl::Seconds(15));
   pid_ = -1;
-  if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
-    return absl::InternalError(absl::StrCat("omd exited with status ", wait_status, ":\n",
+  if (!wait_status.ok()) return wait_status.status();
+  if (!WIFEXITED(*wait_status) || WEXITSTATUS(*wait_status) != 0) {
+    return absl::InternalError(absl::StrCat("omd exited with status ", *wait_status, ":\n",
                                             Log()));
   }
   return absl::OkStatus();

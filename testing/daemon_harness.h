@@ -74,6 +74,15 @@ struct NodeConfSpec {
 };
 absl::Status WriteNodeConf(const std::string& root, const NodeConfSpec& spec);
 
+// A program started in the background, its standard input /dev/null and its
+// standard error `log_path`: its pid.
+absl::StatusOr<pid_t> SpawnInBackground(std::vector<std::string> argv,
+                                        const std::string& log_path);
+
+// SIGTERM, then waits up to `grace`, then SIGKILL (DEADLINE_EXCEEDED): the wait
+// status of a process that exited in time.
+absl::StatusOr<int> TerminateAndWait(pid_t pid, absl::Duration grace);
+
 class DaemonProcess {
  public:
   struct Options {
@@ -86,6 +95,9 @@ class DaemonProcess {
     std::string root;
     bool keep_node_conf = false;
     absl::Duration start_timeout = absl::Seconds(20);
+    // The omd binary; empty: this build's (OmdPath()). Benchmarks pass another
+    // build's to compare the two side by side.
+    std::string omd_path;
   };
 
   static absl::StatusOr<std::unique_ptr<DaemonProcess>> Start(Options options);
