@@ -211,6 +211,28 @@ TEST_F(GateTest, FiveInvalidMessagesBlacklistAndTheSixthIsNotDecrypted) {
   EXPECT_TRUE(BlacklistStatus(*same_sender).ok());
 }
 
+// On a member's source, which is never refused at the connection (the real member
+// sends from it), a blacklisted sender's connection is held back after each
+// refusal, longer each time: its next messages wait unread, at no cost to omd.
+// Other connections are not held.
+TEST_F(GateTest, ABlacklistedSendersConnectionIsHeldBackAfterEachRefusal) {
+  auto impostor = Client(ChannelFrom(kNode2Source), "node2", "wrong-secret-wrong-secret");
+  for (int i = 0; i < 5; ++i) BlacklistStatus(*impostor).IgnoreError();
+  const uint64_t held_before = daemon_->listener().connection_stats().held_back;
+  EXPECT_EQ(BlacklistStatus(*impostor).code(), absl::StatusCode::kPermissionDenied);
+  // Held 250 ms, then 500 ms (to the guard's sweep of 250 ms).
+  for (const absl::Duration hold : {absl::Milliseconds(250), absl::Milliseconds(500)}) {
+    const absl::Time start = absl::Now();
+    EXPECT_EQ(BlacklistStatus(*impostor).code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_GE(absl::Now() - start, hold - absl::Milliseconds(50)) << hold;
+  }
+  EXPECT_EQ(daemon_->listener().connection_stats().held_back, held_before + 3);
+  // Other senders are served, and a clear lets node2 in again on a new connection.
+  EXPECT_TRUE(BlacklistStatus(*Client(ChannelFrom("127.0.0.1"), "node1")).ok());
+  daemon_->gate().blacklist().Clear();
+  EXPECT_TRUE(BlacklistStatus(*Client(ChannelFrom(kNode2Source), "node2")).ok());
+}
+
 // From an outsider's source, the blocked sender's connections are closed and its
 // new ones refused at accept, before gRPC sees a byte.
 TEST_F(GateTest, ABlockedOutsiderIsRefusedAtTheConnection) {

@@ -42,6 +42,9 @@ constexpr size_t kMaxAcceptBuckets = 8192;
 constexpr absl::Duration kAbuseLogInterval = absl::Seconds(10);
 // How long a banned source's connections live on, for the refusal in flight.
 constexpr absl::Duration kBannedSourceGrace = absl::Milliseconds(200);
+// HoldBack: how long a connection's bytes are left unread, doubled each time.
+constexpr absl::Duration kFirstHold = absl::Milliseconds(250);
+constexpr absl::Duration kLongestHold = absl::Seconds(4);
 // Where the control channel's connections come from, for the gate's records.
 const IpAddress kLoopback = *IpAddress::Parse("127.0.0.1");
 
@@ -284,6 +287,18 @@ class ConnectionGuard::Loop {
   }
 
   // Not at once: the refusal that got the source banned must reach it first.
+  void HoldBack(uint64_t id, absl::Time now) {
+    auto found = connections_.find(id);
+    if (found == connections_.end() || found->second->client_fd < 0) return;
+    Connection& connection = *found->second;
+    connection.held_until =
+        now + std::min(kFirstHold * (int64_t{1} << std::min(connection.holds, 8)), kLongestHold);
+    connection.held = true;
+    ++connection.holds;
+    held_back_.fetch_add(1, std::memory_order_relaxed);
+    UpdateInterest(connection);
+  }
+
   void CloseConnectionsFrom(const IpAddress& source_key) {
     closing_sources_.emplace_back(source_key, MonotonicNow() + kBannedSourceGrace);
   }
@@ -367,6 +382,7 @@ class ConnectionGuard::Loop {
         refused_out_of_descriptors_.load(std::memory_order_relaxed);
     stats.evicted = evicted_.load(std::memory_order_relaxed);
     stats.closed_for_abuse = closed_for_abuse_.load(std::memory_order_relaxed);
+    stats.held_back = held_back_.load(std::memory_order_relaxed);
     stats.descriptor_exhaustion = descriptor_exhaustion_.load(std::memory_order_relaxed);
     stats.dropped_sources = dropped_sources_.load(std::memory_order_relaxed);
     stats.control_accepted = control_accepted_.load(std::memory_order_relaxed);
@@ -400,6 +416,10 @@ class ConnectionGuard::Loop {
     WatchPoint relay_watch{WatchKind::kRelay};
     uint32_t client_interest = 0;
     uint32_t relay_interest = 0;
+    // HoldBack: the client's bytes are not read until held_until.
+    bool held = false;
+    absl::Time held_until;
+    int holds = 0;
   };
   struct ClassState {
     const ClassLimits* limits = nullptr;
@@ -431,7 +451,7 @@ class ConnectionGuard::Loop {
   // reader holds at most one chunk per direction, and TCP pushes back.
   void UpdateInterest(Connection& connection) {
     SetInterest(connection.client_fd, &connection.client_watch, &connection.client_interest,
-                (connection.to_relay.empty() ? EPOLLIN : 0u) |
+                (connection.to_relay.empty() && !connection.held ? EPOLLIN : 0u) |
                     (connection.to_client.empty() ? 0u : EPOLLOUT));
     SetInterest(connection.relay_fd, &connection.relay_watch, &connection.relay_interest,
                 (connection.to_client.empty() ? EPOLLIN : 0u) |
@@ -778,6 +798,10 @@ class ConnectionGuard::Loop {
     CloseDueAccepted(now);
     std::vector<std::pair<Connection*, absl::Status>> expired;
     for (auto& [id, connection] : connections_) {
+      if (connection->held && now >= connection->held_until) {
+        connection->held = false;
+        UpdateInterest(*connection);
+      }
       absl::Status verdict = connection->inspector->CheckDeadlines(now);
       if (verdict.ok() &&
           now - connection->accepted_at > StateOf(connection->peer_class).limits->max_connection_age) {
@@ -843,6 +867,7 @@ class ConnectionGuard::Loop {
   std::atomic<uint64_t> refused_out_of_descriptors_{0};
   std::atomic<uint64_t> evicted_{0};
   std::atomic<uint64_t> closed_for_abuse_{0};
+  std::atomic<uint64_t> held_back_{0};
   std::atomic<uint64_t> descriptor_exhaustion_{0};
   std::atomic<size_t> dropped_sources_{0};
   std::atomic<uint64_t> control_accepted_{0};
@@ -920,6 +945,10 @@ void ConnectionGuard::Stop() {
   if (stopped_.exchange(true)) return;
   loop_->Post([](Loop& loop) { loop.Stop(); });
   thread_.join();  // the loop stays, for stats(), until the guard goes
+}
+
+void ConnectionGuard::HoldBack(uint64_t id) {
+  Post([id](Loop& loop) { loop.HoldBack(id, MonotonicNow()); });
 }
 
 void ConnectionGuard::CloseConnectionsFrom(const IpAddress& source_key) {

@@ -142,6 +142,7 @@ class ConnectionGuard {
     uint64_t refused_out_of_descriptors = 0;
     uint64_t evicted = 0;             // closed to make room
     uint64_t closed_for_abuse = 0;    // broke an HTTP/2 limit
+    uint64_t held_back = 0;           // HoldBack()s applied
     uint64_t descriptor_exhaustion = 0;  // EMFILE/ENFILE seen by accept
     size_t dropped_sources = 0;          // by the kernel, now
     uint64_t control_accepted = 0;       // on the control socket
@@ -175,6 +176,14 @@ class ConnectionGuard {
   // Closes every connection from `source_key` (an IpAddress::SourceKey()), e.g.
   // when it is banned: within half a second, after the reply in flight.
   void CloseConnectionsFrom(const IpAddress& source_key);
+  // Stops reading from connection `id` for a while, for a sender the gate refused
+  // as blacklisted on it: 250 ms the first time, twice as long each time after,
+  // 4 s at most (to the sweep's granularity). Its further messages wait in the
+  // kernel's buffers, costing omd nothing, so a blacklisted sender on a member's
+  // source, which must not be refused at the connection (the real member sends
+  // from it), gets a few messages a second per connection to the gate. Replies
+  // still flow; its other connections, and everyone else's, go on. Asynchronous.
+  void HoldBack(uint64_t id);
   // Closes the TCP connections accepted so far, once `grace` has passed (e.g.
   // when the port is closed on purpose). Control channel ones are not the
   // guard's. Asynchronous.

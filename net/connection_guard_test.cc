@@ -334,6 +334,50 @@ TEST_F(ConnectionGuardTest, CloseConnectionsFromASource) {
   EXPECT_TRUE(StaysOpen(bystander));
 }
 
+// A held connection's bytes stay unread for the hold (250 ms the first time,
+// then twice as long), then arrive whole; replies flow meanwhile, and other
+// connections are not held.
+TEST_F(ConnectionGuardTest, HoldBackLeavesAConnectionsBytesUnreadForAWhile) {
+  ConnectionGuard::Options options;
+  options.sweep_interval = absl::Milliseconds(20);
+  Start(options);
+  const int held = Connect("127.0.0.42");
+  const int bystander = Connect("127.0.0.42");
+  SendAll(held, Opening());
+  SendAll(bystander, Opening());
+  const int held_sink = sink_.WaitFor(0);
+  const int bystander_sink = sink_.WaitFor(1);
+  ASSERT_GE(held_sink, 0);
+  ASSERT_GE(bystander_sink, 0);
+  ASSERT_EQ(ReadFor(held_sink, absl::Seconds(5), Opening().size()).bytes.size(),
+            Opening().size());
+  ASSERT_EQ(ReadFor(bystander_sink, absl::Seconds(5), Opening().size()).bytes.size(),
+            Opening().size());
+  std::optional<ConnectionInfo> info = directory_.Find(absl::StrCat("fd:", held_sink));
+  ASSERT_TRUE(info.has_value());
+
+  for (const absl::Duration hold : {absl::Milliseconds(250), absl::Milliseconds(500)}) {
+    guard_->HoldBack(info->id);
+    absl::SleepFor(absl::Milliseconds(30));  // the command reaches the guard's thread
+    const absl::Time sent = absl::Now();
+    const std::string request = Frame(1, 4, 1, 30);
+    SendAll(held, request);
+    SendAll(bystander, request);
+    EXPECT_EQ(ReadFor(bystander_sink, absl::Seconds(5), request.size()).bytes, request);
+    const std::string reply = Frame(1, 5, 1, 20);
+    SendAll(held_sink, reply);  // the other way is not held
+    EXPECT_EQ(ReadFor(held, absl::Seconds(5), reply.size()).bytes, reply);
+    EXPECT_EQ(ReadFor(held_sink, hold - absl::Milliseconds(100)).bytes, "") << hold;
+    EXPECT_EQ(ReadFor(held_sink, absl::Seconds(5), request.size()).bytes, request) << hold;
+    EXPECT_GE(absl::Now() - sent, hold - absl::Milliseconds(40)) << hold;
+  }
+  EXPECT_EQ(guard_->stats().held_back, 2u);
+  EXPECT_TRUE(StaysOpen(held));
+  // An unknown or closed connection is ignored.
+  guard_->HoldBack(info->id + 1000);
+  EXPECT_TRUE(StaysOpen(bystander));
+}
+
 TEST_F(ConnectionGuardTest, StopAcceptingFreesThePortAndStopClosesEverything) {
   Start();
   const int client = Connect("127.0.0.50");

@@ -57,7 +57,7 @@ std::shared_ptr<const ClusterView> Gate::cluster_view() const {
 absl::StatusOr<Gate::Peer> Gate::ResolvePeer(absl::string_view grpc_peer) const {
   if (directory_ != nullptr) {
     if (std::optional<net::ConnectionInfo> info = directory_->Find(grpc_peer)) {
-      return Peer{info->address, info->peer_class, info->control_channel};
+      return Peer{info->address, info->peer_class, info->control_channel, info->id};
     }
   }
   // A connection gRPC accepted itself (tests, benchmarks): "ipv4:10.0.0.7:51234".
@@ -85,11 +85,14 @@ bool Gate::IsBlocked(const Sender& sender, const Peer& peer) const {
   return !peer.control_channel && blacklist_->IsBlocked(sender);
 }
 
-absl::Status Gate::RefuseBlacklisted(const Sender& sender) {
+absl::Status Gate::RefuseBlacklisted(const Sender& sender, const Peer& peer) {
   // Built once: this is the refusal a flood gets, message after message.
   static const absl::Status* const kBlacklisted = new absl::Status(
       absl::PermissionDeniedError("sender is blacklisted after repeated invalid messages"));
   refusals_.Record(sender, *kBlacklisted, absl::Now());
+  if (peer.connection_id != 0 && options_.on_blacklisted_message) {
+    options_.on_blacklisted_message(peer.connection_id);
+  }
   return *kBlacklisted;
 }
 
@@ -105,7 +108,7 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
   if (!ParseEnvelope(request, &envelope)) {
     Sender sender{"", source};
     if (IsBlocked(sender, *peer)) {
-      return RefuseBlacklisted(sender);
+      return RefuseBlacklisted(sender, *peer);
     }
     return Refuse(sender, *peer, absl::InvalidArgumentError("request is not an omd.v1.Envelope"));
   }
@@ -113,7 +116,7 @@ absl::StatusOr<AdmittedRequest> Gate::Admit(absl::string_view method_path,
   const bool valid_name = config::IsValidName(envelope.nodename());
   const bool member = valid_name && view->nodes.contains(envelope.nodename());
   Sender sender{member ? envelope.nodename() : std::string(), source};
-  if (IsBlocked(sender, *peer)) return RefuseBlacklisted(sender);
+  if (IsBlocked(sender, *peer)) return RefuseBlacklisted(sender, *peer);
   // An invalid name is refused on every method: it could reach a log line, a
   // reply's recipient, a path.
   if (!valid_name) {

@@ -5,7 +5,8 @@
 // 2. The sender is the claimed node name at S if that name is in cluster.nodes,
 //    else "non-member at S" (server/blacklist.h). A blacklisted sender is refused,
 //    PERMISSION_DENIED, before any key derivation or decryption, and is only
-//    counted: no log line per message.
+//    counted: no log line per message. Its connection is then held back
+//    (Options::on_blacklisted_message), so its next messages cost nothing a while.
 // 3. An invalid name is refused, PERMISSION_DENIED; so is a non-member, except on
 //    methods open to non-members (the `access` option: Identify, Join).
 // 4. The recipient must be this node, except on methods open to any recipient
@@ -19,7 +20,7 @@
 //    replays a genuine envelope first must not get its real sender blacklisted.
 //    The send time must be within the clock skew, and the request id new
 //    (server/replay_guard.h). UNAUTHENTICATED, or RESOURCE_EXHAUSTED past the
-//    sender's share of the replay guard.
+//    sender's share of the replay guard once it is half full.
 // 7. Admitted: the sender's count is reset, and a member's source is learned.
 // Refusals are logged as rate-limited summaries (server/refusal_log.h).
 // Requests on the local control channel (a UNIX socket whose peers' uid the
@@ -88,6 +89,11 @@ class Gate {
     // Called when a sender from an outsider's source gets blocked: its
     // connections should go.
     std::function<void(const net::IpAddress& source)> on_source_banned;
+    // Called with the guard's connection id when a message on it is refused
+    // because its sender is blacklisted: the connection should be held back
+    // (net::ConnectionGuard::HoldBack), so that the sender's next messages cost
+    // nothing for a while. Not called for connections gRPC accepted itself.
+    std::function<void(uint64_t connection_id)> on_blacklisted_message;
   };
 
   // Everything pointed to must outlive the gate; `directory` may be null (calls
@@ -130,6 +136,7 @@ class Gate {
     net::IpAddress address;
     net::PeerClass peer_class = net::PeerClass::kOther;
     bool control_channel = false;  // the local control socket: never blacklisted
+    uint64_t connection_id = 0;    // the guard's; 0: a connection gRPC accepted
   };
 
   absl::StatusOr<Peer> ResolvePeer(absl::string_view grpc_peer) const;
@@ -138,7 +145,7 @@ class Gate {
   // Whether `sender`'s messages are dropped: never on the control channel.
   bool IsBlocked(const Sender& sender, const Peer& peer) const;
   // A blacklisted sender's message: not counted again, summed in the log.
-  absl::Status RefuseBlacklisted(const Sender& sender);
+  absl::Status RefuseBlacklisted(const Sender& sender, const Peer& peer);
 
   const Options options_;
   Blacklist* const blacklist_;

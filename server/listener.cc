@@ -256,6 +256,10 @@ net::PeerVerdict Listener::Classify(const net::IpAddress& address) {
   return verdict;
 }
 
+void Listener::HoldBackConnection(uint64_t connection_id) {
+  if (guard_ != nullptr) guard_->HoldBack(connection_id);
+}
+
 void Listener::CloseConnectionsFrom(const net::IpAddress& source) {
   if (guard_ != nullptr) guard_->CloseConnectionsFrom(source);
 }

@@ -137,6 +137,8 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   const net::PeerDirectory& directory() const { return directory_; }
   // Closes the connections from a source (e.g. once it is banned).
   void CloseConnectionsFrom(const net::IpAddress& source);
+  // net::ConnectionGuard::HoldBack, for the gate's blacklisted senders.
+  void HoldBackConnection(uint64_t connection_id);
   // Has the kernel drop these sources' connection attempts (replaces the list).
   void DropSources(std::vector<net::IpAddress> sources);
   net::ConnectionGuard::Stats connection_stats() const;
