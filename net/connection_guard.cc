@@ -286,7 +286,6 @@ class ConnectionGuard::Loop {
     }
   }
 
-  // Not at once: the refusal that got the source banned must reach it first.
   void HoldBack(uint64_t id, absl::Time now) {
     auto found = connections_.find(id);
     if (found == connections_.end() || found->second->client_fd < 0) return;
@@ -299,6 +298,7 @@ class ConnectionGuard::Loop {
     UpdateInterest(connection);
   }
 
+  // Not at once: the refusal that got the source banned must reach it first.
   void CloseConnectionsFrom(const IpAddress& source_key) {
     closing_sources_.emplace_back(source_key, MonotonicNow() + kBannedSourceGrace);
   }

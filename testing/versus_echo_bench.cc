@@ -30,12 +30,12 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "config/atomic_file.h"
@@ -278,7 +278,8 @@ absl::Status RunRound(Target& target, int in_flight, const std::string& director
         absl::StrCat(target.name, ": grpc_load failed: ", result->stderr_text));
   }
   // "calls=N total=N seconds=S failed=F"
-  for (absl::string_view field : absl::StrSplit(absl::StripAsciiWhitespace(result->stdout_text), ' ')) {
+  for (absl::string_view field :
+       absl::StrSplit(absl::StripAsciiWhitespace(result->stdout_text), ' ')) {
     std::pair<absl::string_view, absl::string_view> key_value = absl::StrSplit(field, '=');
     int64_t number = 0;
     double real = 0;
