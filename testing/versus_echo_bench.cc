@@ -18,8 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -243,12 +242,10 @@ absl::Status FillBlacklist(const std::string& target, int first_name, int names,
 }
 
 absl::StatusOr<std::vector<int64_t>> ReadLatencies(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InternalError(absl::StrCat("cannot read ", path));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<int64_t> latencies(bytes.size() / sizeof(int64_t));
-  std::copy(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(latencies.size() * 8),
-            reinterpret_cast<char*>(latencies.data()));
+  absl::StatusOr<std::string> bytes = config::ReadFileToString(path, size_t{1} << 30);
+  if (!bytes.ok()) return bytes.status();
+  std::vector<int64_t> latencies(bytes->size() / sizeof(int64_t));
+  std::memcpy(latencies.data(), bytes->data(), latencies.size() * sizeof(int64_t));
   return latencies;
 }
 
@@ -277,7 +274,7 @@ absl::Status RunRound(Target& target, int in_flight, const std::string& director
     return absl::InternalError(
         absl::StrCat(target.name, ": grpc_load failed: ", result->stderr_text));
   }
-  // "calls=N total=N seconds=S failed=F"
+  // "calls=N total=T seconds=S"
   for (absl::string_view field :
        absl::StrSplit(absl::StripAsciiWhitespace(result->stdout_text), ' ')) {
     std::pair<absl::string_view, absl::string_view> key_value = absl::StrSplit(field, '=');

@@ -8,7 +8,7 @@
 // --kind=echo sends omd.bench.Echo/Echo with a --payload_bytes payload; --kind=omd
 // seals every request for the daemon (a fresh envelope each time, as a client
 // must: the daemon refuses a replayed request id). Prints one line,
-// "calls=N total=T seconds=S failed=F" (T: the warm-up's calls too) after the
+// "calls=N total=T seconds=S" (T: the warm-up's calls too) after the
 // measured --duration (a --warmup before it is not counted), and writes each measured call's latency to --latencies_out
 // (int64 nanoseconds, native byte order).
 #include <grpcpp/generic/generic_stub.h>
@@ -17,7 +17,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -183,7 +182,6 @@ class Load {
     for (const Slot& slot : slots_) total += static_cast<int64_t>(slot.latencies.size());
     return total;
   }
-  int64_t failed() const { return failed_.load(); }
   int64_t total_calls() const { return total_calls_.load(); }
 
   std::vector<int64_t> Latencies() const {
@@ -228,7 +226,6 @@ class Load {
     Slot& slot = slots_[index];
     const absl::Time now = absl::Now();
     if (status.error_code() != options_.expect) {
-      failed_.fetch_add(1);
       Stop(absl::UnknownError(absl::StrCat("a call ended with ", status.error_code(), " (",
                                            status.error_message(), "), expected ",
                                            options_.expect)));
@@ -254,7 +251,6 @@ class Load {
   std::vector<Slot> slots_;
   absl::Time measure_from_;
   absl::Time end_;
-  std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> total_calls_{0};  // warm-up included
   sync::Mutex mutex_;
   int running_ ABSL_GUARDED_BY(mutex_) = 0;
@@ -274,15 +270,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const std::string& target
     return absl::UnavailableError(absl::StrCat("cannot connect to ", target));
   }
   return channel;
-}
-
-absl::Status WriteLatencies(const std::string& path, const std::vector<int64_t>& latencies) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(latencies.data()),
-            static_cast<std::streamsize>(latencies.size() * sizeof(int64_t)));
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
 }
 
 absl::Status Run() {
@@ -323,13 +310,17 @@ absl::Status Run() {
   absl::Status ran = load.Run(measure_from, end);
   if (!ran.ok()) return ran;
   if (!absl::GetFlag(FLAGS_latencies_out).empty()) {
-    absl::Status written = WriteLatencies(absl::GetFlag(FLAGS_latencies_out), load.Latencies());
+    const std::vector<int64_t> latencies = load.Latencies();
+    absl::Status written = config::WriteFileAtomically(
+        absl::GetFlag(FLAGS_latencies_out),
+        absl::string_view(reinterpret_cast<const char*>(latencies.data()),
+                          latencies.size() * sizeof(int64_t)),
+        0644);
     if (!written.ok()) return written;
   }
-  std::printf("calls=%lld total=%lld seconds=%.6f failed=%lld\n",
-              static_cast<long long>(load.calls()), static_cast<long long>(load.total_calls()),
-              absl::ToDoubleSeconds(absl::GetFlag(FLAGS_duration)),
-              static_cast<long long>(load.failed()));
+  std::printf("calls=%lld total=%lld seconds=%.6f\n", static_cast<long long>(load.calls()),
+              static_cast<long long>(load.total_calls()),
+              absl::ToDoubleSeconds(absl::GetFlag(FLAGS_duration)));
   return absl::OkStatus();
 }
 
