@@ -281,43 +281,85 @@ absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Create(Options options
   return std::unique_ptr<AgentClient>(new AgentClient(std::move(options)));
 }
 
-absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
-                                                 const google::protobuf::Message& request,
-                                                 absl::string_view reply_type,
-                                                 absl::Duration timeout) {
+struct AgentClient::PendingCall {
+  std::string path;
+  grpc::internal::RpcMethod method;
+  std::string recipient;
+  std::string request_id;
+  v1::Envelope sealed;
+  v1::Envelope reply;
+  grpc::ClientContext context;
+
+  explicit PendingCall(std::string method_path)
+      : path(std::move(method_path)),
+        method(path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC) {}
+};
+
+absl::StatusOr<std::unique_ptr<AgentClient::PendingCall>> AgentClient::StartCall(
+    absl::string_view method_name, const google::protobuf::Message& request,
+    absl::string_view reply_type, absl::Duration timeout) {
   absl::StatusOr<const google::protobuf::MethodDescriptor*> method =
       rpc::FindUnaryMethod(method_name, request.GetDescriptor()->full_name(), reply_type);
   if (!method.ok()) return method.status();
-  const std::string path = rpc::MethodPath(**method);
   if (method_name != kIdentify) {
     absl::Status bound = BindRecipient(timeout);
     if (!bound.ok()) return bound;
   }
-  const std::string recipient = daemon_node();
-
-  std::string request_id;
-  absl::StatusOr<v1::Envelope> sealed = codec_->Seal(
-      crypto::Direction::kRequest, path, recipient, salt_, request.SerializeAsString(),
-      &request_id);
+  auto call = std::make_unique<PendingCall>(rpc::MethodPath(**method));
+  call->recipient = daemon_node();
+  absl::StatusOr<v1::Envelope> sealed =
+      codec_->Seal(crypto::Direction::kRequest, call->path, call->recipient, salt_,
+                   request.SerializeAsString(), &call->request_id);
   if (!sealed.ok()) return sealed.status();
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  context.set_wait_for_ready(options_.wait_for_ready);
-  v1::Envelope reply;
+  call->sealed = *std::move(sealed);
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  call->context.set_wait_for_ready(options_.wait_for_ready);
+  return call;
+}
+
+absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
+                                                 const google::protobuf::Message& request,
+                                                 absl::string_view reply_type,
+                                                 absl::Duration timeout) {
+  absl::StatusOr<std::unique_ptr<PendingCall>> call =
+      StartCall(method_name, request, reply_type, timeout);
+  if (!call.ok()) return call.status();
   // What the generated stub does for a unary method, with the path chosen at run
   // time; the typed message travels inside the envelope.
   grpc::Status status = grpc::internal::BlockingUnaryCall<v1::Envelope, v1::Envelope>(
-      channel_.get(),
-      grpc::internal::RpcMethod(path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC),
-      &context, *sealed, &reply);
+      channel_.get(), (*call)->method, &(*call)->context, (*call)->sealed, &(*call)->reply);
   if (!status.ok()) return rpc::FromGrpcStatus(status);
+  return FinishCall(**call);
+}
 
-  if (reply.salt() != sealed->salt() ||
-      reply.key_generation() != sealed->key_generation()) {
+void AgentClient::CallRawAsync(absl::string_view method_name,
+                               const google::protobuf::Message& request,
+                               absl::string_view reply_type, absl::Duration timeout,
+                               std::function<void(absl::StatusOr<std::string>)> on_done) {
+  absl::StatusOr<std::unique_ptr<PendingCall>> started =
+      StartCall(method_name, request, reply_type, timeout);
+  if (!started.ok()) {
+    on_done(started.status());
+    return;
+  }
+  PendingCall* call = started->release();  // owned by the completion below
+  grpc::internal::CallbackUnaryCall<v1::Envelope, v1::Envelope>(
+      channel_.get(), call->method, &call->context, &call->sealed, &call->reply,
+      [this, call, on_done = std::move(on_done)](grpc::Status status) {
+        std::unique_ptr<PendingCall> owned(call);
+        on_done(status.ok() ? FinishCall(*owned) : rpc::FromGrpcStatus(status));
+      });
+}
+
+absl::StatusOr<std::string> AgentClient::FinishCall(PendingCall& call) {
+  const v1::Envelope& reply = call.reply;
+  const std::string& recipient = call.recipient;
+  if (reply.salt() != call.sealed.salt() ||
+      reply.key_generation() != call.sealed.key_generation()) {
     return absl::UnauthenticatedError("reply is not sealed with this request's key");
   }
   absl::StatusOr<crypto::OpenedEnvelope> opened =
-      codec_->Open(crypto::Direction::kReply, path, reply);
+      codec_->Open(crypto::Direction::kReply, call.path, reply);
   if (opened.ok()) {
     absl::Status fresh = codec_->CheckSendTime(opened->sent_at);
     if (!fresh.ok()) opened = fresh;
@@ -326,7 +368,7 @@ absl::StatusOr<std::string> AgentClient::CallRaw(absl::string_view method_name,
     return absl::UnauthenticatedError(
         absl::StrCat("reply is not authentic: ", opened.status().message()));
   }
-  if (opened->in_reply_to != request_id) {
+  if (opened->in_reply_to != call.request_id) {
     return absl::UnauthenticatedError("reply does not answer this request");
   }
   if (opened->sequence != 0) {

@@ -165,8 +165,30 @@ class AgentClient {
   absl::StatusOr<Reply> Call(absl::string_view method_name,
                              const google::protobuf::Message& request,
                              absl::Duration timeout) {
-    absl::StatusOr<std::string> payload =
-        CallRaw(method_name, request, Reply::descriptor()->full_name(), timeout);
+    return ParseReply<Reply>(method_name, CallRaw(method_name, request,
+                                                  Reply::descriptor()->full_name(), timeout));
+  }
+
+  // The same without blocking a thread for the call: `on_done` runs once, with
+  // the checked reply or the error, on a gRPC thread (or at once, for an error
+  // found before sending). The client must outlive the call. A recipient still
+  // to learn is learned first, with a blocking Identify.
+  template <typename Reply>
+  void CallAsync(absl::string_view method_name, const google::protobuf::Message& request,
+                 absl::Duration timeout, std::function<void(absl::StatusOr<Reply>)> on_done) {
+    CallRawAsync(method_name, request, Reply::descriptor()->full_name(), timeout,
+                 [method = std::string(method_name),
+                  on_done = std::move(on_done)](absl::StatusOr<std::string> payload) {
+                   on_done(ParseReply<Reply>(method, std::move(payload)));
+                 });
+  }
+
+ private:
+  explicit AgentClient(Options options);
+
+  template <typename Reply>
+  static absl::StatusOr<Reply> ParseReply(absl::string_view method_name,
+                                          absl::StatusOr<std::string> payload) {
     if (!payload.ok()) return payload.status();
     Reply reply;
     if (!reply.ParseFromString(*payload)) {
@@ -176,12 +198,21 @@ class AgentClient {
     return reply;
   }
 
- private:
-  explicit AgentClient(Options options);
+  // A unary call from its sealed request to its reply (agent_client.cc).
+  struct PendingCall;
+  absl::StatusOr<std::unique_ptr<PendingCall>> StartCall(absl::string_view method_name,
+                                                         const google::protobuf::Message& request,
+                                                         absl::string_view reply_type,
+                                                         absl::Duration timeout);
+  // The reply's payload, once it is checked to answer the call.
+  absl::StatusOr<std::string> FinishCall(PendingCall& call);
 
   absl::StatusOr<std::string> CallRaw(absl::string_view method_name,
                                       const google::protobuf::Message& request,
                                       absl::string_view reply_type, absl::Duration timeout);
+  void CallRawAsync(absl::string_view method_name, const google::protobuf::Message& request,
+                    absl::string_view reply_type, absl::Duration timeout,
+                    std::function<void(absl::StatusOr<std::string>)> on_done);
 
   // Stream's body: `handle` takes each checked payload; an error ends the call.
   absl::StatusOr<std::unique_ptr<StreamCall>> StreamRaw(

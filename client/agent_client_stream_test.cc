@@ -1,5 +1,6 @@
-// Server streams end to end over real gRPC: a server with AgentService behind a
-// real gate, a registered stream handler, and AgentClient::Stream reading it.
+// Server streams and asynchronous unary calls end to end over real gRPC: a server
+// with AgentService behind a real gate, registered handlers, and AgentClient's
+// Stream and CallAsync.
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
@@ -393,6 +394,102 @@ TEST_F(StreamTest, ARepeatedSequenceIsRefused) {
   }
   repeating->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   repeating->Wait();
+}
+
+}  // namespace
+}  // namespace omd::client
+
+namespace omd::client {
+namespace {
+
+// What an asynchronous call's on_done saw, for the test thread.
+struct AsyncOutcomes {
+  sync::Mutex mutex;
+  std::vector<absl::Status> statuses ABSL_GUARDED_BY(mutex);
+
+  std::function<void(absl::StatusOr<v1::IdentifyReply>)> Recorder() {
+    return [this](absl::StatusOr<v1::IdentifyReply> reply) {
+      sync::MutexLock lock(&mutex);
+      statuses.push_back(reply.status());
+    };
+  }
+  // The outcomes once `count` calls are done (waiting up to 10 s).
+  std::vector<absl::Status> Await(size_t count) {
+    sync::MutexLock lock(&mutex);
+    mutex.AwaitWithTimeout(
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) { return statuses.size() >= count; },
+        absl::Seconds(10));
+    return statuses;
+  }
+};
+
+void ServeIdentify(server::HandlerRegistry& registry) {
+  ASSERT_TRUE((registry.AddUnary<v1::IdentifyRequest, v1::IdentifyReply>(
+                   "Identify",
+                   [](const Caller&, const v1::IdentifyRequest&)
+                       -> absl::StatusOr<v1::IdentifyReply> { return v1::IdentifyReply(); }))
+                  .ok());
+}
+
+// Many calls at once, none holding a thread: each gets the checked reply, once.
+TEST_F(StreamTest, CallAsyncGetsEachCheckedReplyOnce) {
+  Serve(ServeIdentify);
+  std::unique_ptr<AgentClient> client = Client();
+  AsyncOutcomes outcomes;
+  constexpr int kCalls = 200;
+  for (int i = 0; i < kCalls; ++i) {
+    client->CallAsync<v1::IdentifyReply>("Identify", v1::IdentifyRequest(), absl::Seconds(5),
+                                         outcomes.Recorder());
+  }
+  std::vector<absl::Status> statuses = outcomes.Await(kCalls);
+  ASSERT_EQ(statuses.size(), static_cast<size_t>(kCalls));
+  for (const absl::Status& status : statuses) EXPECT_TRUE(status.ok()) << status;
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(outcomes.Await(kCalls).size(), static_cast<size_t>(kCalls)) << "on_done twice";
+}
+
+// A reply sealed by another node than the recipient is refused, as by Call.
+TEST_F(StreamTest, CallAsyncChecksTheReplyAsCallDoes) {
+  Serve(ServeIdentify);
+  std::unique_ptr<AgentClient> client = Client("node3");  // the daemon is node1
+  AsyncOutcomes outcomes;
+  client->CallAsync<v1::IdentifyReply>("Identify", v1::IdentifyRequest(), absl::Seconds(5),
+                                       outcomes.Recorder());
+  std::vector<absl::Status> statuses = outcomes.Await(1);
+  ASSERT_EQ(statuses.size(), 1u);
+  EXPECT_EQ(statuses[0].code(), absl::StatusCode::kUnauthenticated) << statuses[0];
+  EXPECT_EQ(statuses[0].ToString(),
+            client->Call<v1::IdentifyReply>("Identify", v1::IdentifyRequest()).status().ToString());
+}
+
+// Nothing listening: the error comes within the deadline; a request of the wrong
+// type is refused before anything is sent, at once.
+TEST_F(StreamTest, CallAsyncReportsErrorsOnce) {
+  Serve(ServeIdentify);
+  const int port = port_;
+  server_->Shutdown();
+  server_->Wait();
+  server_ = nullptr;
+  AgentClient::Options options;
+  options.target = absl::StrCat("127.0.0.1:", port);
+  options.envelope = Identity("node2");
+  options.recipient = "node1";
+  options.reply_senders = {"node1"};
+  std::unique_ptr<AgentClient> client = AgentClient::Create(std::move(options)).value();
+  AsyncOutcomes outcomes;
+  const absl::Time start = absl::Now();
+  client->CallAsync<v1::IdentifyReply>("Identify", v1::IdentifyRequest(),
+                                       absl::Milliseconds(500), outcomes.Recorder());
+  std::vector<absl::Status> statuses = outcomes.Await(1);
+  ASSERT_EQ(statuses.size(), 1u);
+  EXPECT_FALSE(statuses[0].ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+
+  client->CallAsync<v1::IdentifyReply>("Identify", v1::BlacklistStatusRequest(),
+                                       absl::Seconds(5), outcomes.Recorder());
+  statuses = outcomes.Await(2);
+  ASSERT_EQ(statuses.size(), 2u);
+  EXPECT_EQ(statuses[1].code(), absl::StatusCode::kInvalidArgument) << statuses[1];
 }
 
 }  // namespace

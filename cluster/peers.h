@@ -98,6 +98,29 @@ class Peers {
     return reply;
   }
 
+  // Call without blocking a thread (AgentClient::CallAsync): held or refused like
+  // Call, its outcome recorded like a call's, then given to `on_done`, once. The
+  // Peers must outlive the call.
+  template <typename Reply>
+  void CallAsync(absl::string_view node, absl::string_view method,
+                 const google::protobuf::Message& request, absl::Duration timeout,
+                 std::function<void(absl::StatusOr<Reply>)> on_done) {
+    absl::StatusOr<std::shared_ptr<client::AgentClient>> client = ClientFor(node);
+    if (!client.ok()) {
+      on_done(client.status());
+      return;
+    }
+    client::AgentClient& agent = **client;
+    agent.template CallAsync<Reply>(
+        method, request, timeout,
+        // The client travels with the call: a reconfiguration may drop it meanwhile.
+        [this, node = std::string(node), client = *std::move(client),
+         on_done = std::move(on_done)](absl::StatusOr<Reply> reply) {
+          Record(node, reply.status());
+          on_done(std::move(reply));
+        });
+  }
+
   // Opens a server stream to `node`'s daemon (AgentClient::Stream): held or
   // refused like Call, and its outcome (an error at once, or on_done's status)
   // recorded like a call's. The Peers must outlive the call.

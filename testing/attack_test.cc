@@ -43,7 +43,7 @@ class AttackTest : public ::testing::Test {
 
   void TearDown() override {
     if (daemon_ != nullptr) {
-      EXPECT_TRUE(daemon_->Stop().ok());
+      EXPECT_EQ(daemon_->Stop(), absl::OkStatus());
     }
   }
 

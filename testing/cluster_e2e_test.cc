@@ -312,7 +312,7 @@ TEST_F(ClusterTest, AnUnreachableMemberIsSkippedThenCaughtUp) {
   ASSERT_EQ(Join(node2, node1).exit_code, 0);
   ExpectCluster({"node1", "node2"});
   const std::string node2_address = node2.daemon->address();
-  ASSERT_TRUE(node2.daemon->Stop().ok());
+  ASSERT_EQ(node2.daemon->Stop(), absl::OkStatus());
 
   OmResult joined = Join(node3, node1);
   ASSERT_EQ(joined.exit_code, 0) << joined.stderr_text;
@@ -437,7 +437,7 @@ TEST_F(ClusterTest, LeaveRefusesClearly) {
   EXPECT_THAT(flags.stderr_text, HasSubstr("it takes no --server or --node"));
   // With node1 down there is nobody to remove node2: nothing changes.
   const std::string node2_before = node2.conf_text();
-  ASSERT_TRUE(node1.daemon->Stop().ok());
+  ASSERT_EQ(node1.daemon->Stop(), absl::OkStatus());
   node1.daemon = nullptr;
   OmResult nobody = RunOm(node2.root(), {"--timeout", "3s", "daemon", "leave"});
   EXPECT_EQ(nobody.exit_code, 14);  // UNAVAILABLE

@@ -254,7 +254,7 @@ TEST_F(EndToEndTest, QueuedActionsCannotUseGlobalFlags) {
   OmResult node2_status =
       RunOm((*node2)->root(), {"daemon", "blacklist", "status", "--output", "json"});
   EXPECT_EQ(node2_status.stdout_text, "{\"data\": {}, \"node\": \"node2\", \"status\": 0}\n");
-  EXPECT_TRUE((*node2)->Stop().ok());
+  EXPECT_EQ((*node2)->Stop(), absl::OkStatus());
 }
 
 TEST_F(EndToEndTest, UnauthenticatedEmptyPacketIsJustAnInvalidMessage) {
@@ -378,7 +378,7 @@ TEST(MultiNodeTest, PeersOnTheirOwnAddressesServeEachOther) {
     EXPECT_EQ(misdirected.exit_code, 16);
     EXPECT_THAT(misdirected.stderr_text, HasSubstr("envelope for another node"));
   }
-  for (auto& node : nodes) EXPECT_TRUE(node->Stop().ok());
+  for (auto& node : nodes) EXPECT_EQ(node->Stop(), absl::OkStatus());
 }
 
 // om given only a peer's address learns which node it is (Identify), binds its
@@ -402,7 +402,7 @@ TEST(MultiNodeTest, OmWithServerAloneLearnsAndShowsTheNode) {
       RunOm(nodes[0]->root(), {"--server", nodes[1]->address(), "daemon", "blacklist", "clear"});
   EXPECT_EQ(human.exit_code, 0) << human.stderr_text;
   EXPECT_EQ(human.stdout_text, "node2: Blacklist cleared (0 senders).\n");
-  for (auto& node : nodes) EXPECT_TRUE(node->Stop().ok());
+  for (auto& node : nodes) EXPECT_EQ(node->Stop(), absl::OkStatus());
 }
 
 // A request accepted before a restart of omd, clean or not, is still a replay
@@ -433,7 +433,7 @@ TEST(ReplayAcrossRestartsTest, ARestartDoesNotReopenTheWindow) {
     };
     ASSERT_TRUE(send().ok());
     if (clean) {
-      ASSERT_TRUE((*daemon)->Stop().ok());
+      ASSERT_EQ((*daemon)->Stop(), absl::OkStatus());
     } else {
       kill((*daemon)->pid(), SIGKILL);
       (*daemon)->Stop().IgnoreError();  // reaps it
@@ -445,7 +445,7 @@ TEST(ReplayAcrossRestartsTest, ARestartDoesNotReopenTheWindow) {
     EXPECT_EQ(replay.error_message(), "replayed request");
   }
   EXPECT_THAT((*daemon)->Log(), Not(HasSubstr("refusing requests sent before")));
-  EXPECT_TRUE((*daemon)->Stop().ok());
+  EXPECT_EQ((*daemon)->Stop(), absl::OkStatus());
 }
 
 // A rotation in progress: the daemon seals with generation 2 and still opens
@@ -477,7 +477,7 @@ TEST(KeyRotationTest, PreviousGenerationIsAcceptedDuringARotation) {
   OmResult unknown = peer("a-generation-three-secret-value", 3);
   EXPECT_EQ(unknown.exit_code, 16);
   EXPECT_THAT(unknown.stderr_text, HasSubstr("unknown key generation 3"));
-  EXPECT_TRUE((*daemon)->Stop().ok());
+  EXPECT_EQ((*daemon)->Stop(), absl::OkStatus());
 }
 
 TEST(DaemonStartTest, BadConfigurationIsRefusedClearly) {
@@ -498,7 +498,7 @@ TEST(DaemonStartTest, AnAddressInUseIsRefusedClearly) {
   absl::StatusOr<std::unique_ptr<DaemonProcess>> clash = DaemonProcess::Start(second);
   ASSERT_FALSE(clash.ok());
   EXPECT_THAT(clash.status().message(), HasSubstr("cannot listen on 127.0.0.1:"));
-  EXPECT_TRUE((*running)->Stop().ok());
+  EXPECT_EQ((*running)->Stop(), absl::OkStatus());
 }
 
 // SIGTERM during a long dequeue run: omd terminates the run and exits, promptly.

@@ -256,7 +256,7 @@ TEST_F(LogsE2eTest, ANodeGoingDownIsSaidAndPickedUpWhenBack) {
   std::shared_ptr<Received> follow = Follow(0, Request(/*follow=*/true));
   ASSERT_TRUE(Eventually([&] { return LogsStatusOf(0).upstreams() == 2; }));
   const std::string root3 = Root(2);
-  ASSERT_TRUE(nodes_[2]->Stop().ok());
+  ASSERT_EQ(nodes_[2]->Stop(), absl::OkStatus());
   nodes_[2].reset();
   ASSERT_TRUE(Eventually([&] {
     for (const v1::LogRecord& record : follow->records()) {

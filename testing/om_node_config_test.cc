@@ -392,7 +392,7 @@ TEST(OmNodeQueuedTest, TheDaemonRunsAQueuedSet) {
   ASSERT_TRUE(refused.ok()) << refused.status();
   EXPECT_THAT(*refused, HasSubstr("the options of om node set: --param, --value"));
   EXPECT_EQ(RunOm(root, {"node", "get", "--param", "test.x"}).exit_code, 5);
-  EXPECT_TRUE((*daemon)->Stop().ok());
+  EXPECT_EQ((*daemon)->Stop(), absl::OkStatus());
 }
 
 }  // namespace

@@ -299,7 +299,7 @@ TEST_F(OmServiceTest, StartAndStopTellTheDaemonWhatToKeep) {
   EXPECT_FALSE(Exists(pidfile_));
   monitor = RunOm(root_, {"web", "print", "monitor"});
   EXPECT_THAT(monitor.stdout_text, HasSubstr("stopped")) << Output(monitor);
-  EXPECT_TRUE((*daemon)->Stop().ok());
+  EXPECT_EQ((*daemon)->Stop(), absl::OkStatus());
 }
 
 }  // namespace

@@ -63,7 +63,7 @@ class ServiceE2eTest : public ::testing::Test {
       for (const char* svc : {"web", "pool"}) {
         if (pid_t pid = Pid(i, svc); pid > 0) kill(pid, SIGKILL);
       }
-      EXPECT_TRUE(nodes_[i]->Stop().ok());
+      EXPECT_EQ(nodes_[i]->Stop(), absl::OkStatus());
     }
   }
 
