@@ -123,11 +123,11 @@ CommandResult Status(const CommandContext& context) {
       &result.text,
       "connections: %d local, %d member, %d other open; %d accepted; refused %d by "
       "policy, %d by cap, %d by rate, %d out of descriptors; %d closed for abuse; "
-      "%d sources dropped; %d gRPC rebuilds%s\n",
+      "%d held back; %d sources dropped; %d gRPC rebuilds%s\n",
       count("local"), count("member"), count("other"), listener.accepted(),
       listener.refused_by_policy(), listener.refused_by_cap(), listener.refused_by_rate(),
       listener.refused_out_of_descriptors(), listener.closed_for_abuse(),
-      listener.dropped_sources(), listener.rebuilds(),
+      listener.held_back(), listener.dropped_sources(), listener.rebuilds(),
       listener.shedding_outsiders() ? "; shedding outsiders (memory)" : "");
   return result;
 }

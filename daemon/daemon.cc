@@ -390,6 +390,7 @@ v1::DaemonStatusReply Daemon::Status() const {
   listener->set_refused_out_of_descriptors(stats.refused_out_of_descriptors);
   listener->set_evicted(stats.evicted);
   listener->set_closed_for_abuse(stats.closed_for_abuse);
+  listener->set_held_back(stats.held_back);
   listener->set_dropped_sources(stats.dropped_sources);
   listener->set_control_accepted(stats.control_accepted);
   listener->set_control_refused(stats.control_refused);

@@ -227,6 +227,7 @@ TEST_F(GateTest, ABlacklistedSendersConnectionIsHeldBackAfterEachRefusal) {
     EXPECT_GE(absl::Now() - start, hold - absl::Milliseconds(50)) << hold;
   }
   EXPECT_EQ(daemon_->listener().connection_stats().held_back, held_before + 3);
+  EXPECT_EQ(daemon_->Status().listener().held_back(), held_before + 3);
   // Other senders are served, and a clear lets node2 in again on a new connection.
   EXPECT_TRUE(BlacklistStatus(*Client(ChannelFrom("127.0.0.1"), "node1")).ok());
   daemon_->gate().blacklist().Clear();
