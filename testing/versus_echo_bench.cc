@@ -295,14 +295,32 @@ absl::Status RunRound(Target& target, int in_flight, const std::string& director
   return absl::OkStatus();
 }
 
-// Resident memory the daemon holds for `peers` idle connections, each from a
-// member's address, after one call each.
-absl::Status MeasureIdlePeers(const DaemonProcess& daemon, int peers) {
-  absl::StatusOr<ProcessStats> before = ReadProcessStats(daemon.pid(), false);
+// The median of a process's resident size, sampled every 100 ms for 4 s: a
+// daemon's heartbeat rounds to absent members allocate and free megabytes.
+absl::StatusOr<double> MedianResidentBytes(pid_t pid) {
+  std::vector<double> samples;
+  for (int i = 0; i < 40; ++i) {
+    absl::StatusOr<ProcessStats> stats = ReadProcessStats(pid, false);
+    if (!stats.ok()) return stats.status();
+    samples.push_back(static_cast<double>(stats->rss_bytes));
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+// Resident memory a daemon holds for `peers` idle connections, each from a
+// member's address, after one call each: on a daemon of its own that has served
+// no load, so that no memory freed by earlier calls is there to be reused.
+absl::Status MeasureIdlePeers(int cluster_nodes, int peers) {
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = StartDaemon(cluster_nodes);
+  if (!daemon.ok()) return daemon.status();
+  absl::SleepFor(absl::Seconds(3));  // its first heartbeat rounds
+  absl::StatusOr<double> before = MedianResidentBytes((*daemon)->pid());
   if (!before.ok()) return before.status();
   std::vector<std::unique_ptr<client::AgentClient>> clients;
   for (int i = 2; i < 2 + peers; ++i) {
-    absl::StatusOr<std::unique_ptr<client::AgentClient>> client = MemberClient(daemon, i);
+    absl::StatusOr<std::unique_ptr<client::AgentClient>> client = MemberClient(**daemon, i);
     if (!client.ok()) return client.status();
     absl::Status called =
         (*client)->Call<v1::BlacklistStatusReply>("BlacklistStatus", v1::BlacklistStatusRequest())
@@ -310,16 +328,14 @@ absl::Status MeasureIdlePeers(const DaemonProcess& daemon, int peers) {
     if (!called.ok()) return called;
     clients.push_back(*std::move(client));
   }
-  absl::SleepFor(absl::Seconds(2));  // let the daemon's allocations settle
-  absl::StatusOr<ProcessStats> after = ReadProcessStats(daemon.pid(), false);
+  absl::StatusOr<double> after = MedianResidentBytes((*daemon)->pid());
   if (!after.ok()) return after.status();
-  const double per_peer_kib =
-      static_cast<double>(after->rss_bytes - before->rss_bytes) / 1024.0 / peers;
-  std::printf("\nidle peers: %d connected, one call each, then idle 2 s: omd RSS %.1f -> %.1f "
-              "MiB, %.1f KiB per peer\n",
-              peers, static_cast<double>(before->rss_bytes) / (1 << 20),
-              static_cast<double>(after->rss_bytes) / (1 << 20), per_peer_kib);
-  return absl::OkStatus();
+  std::printf("\nidle peers: a fresh daemon of %d names, %d peers connected, one call each, "
+              "then idle; median resident size over 4 s: %.1f -> %.1f MiB, %.1f KiB per "
+              "peer\n",
+              cluster_nodes, peers, *before / (1 << 20), *after / (1 << 20),
+              (*after - *before) / 1024.0 / peers);
+  return (*daemon)->Stop();
 }
 
 void PrintTable(int in_flight, const std::vector<Target*>& targets) {
@@ -505,7 +521,7 @@ int Run() {
   for (const std::string& line : summary) std::printf("%s\n", line.c_str());
 
   if (absl::GetFlag(FLAGS_idle_peers) > 0) {
-    absl::Status measured = MeasureIdlePeers(**large, absl::GetFlag(FLAGS_idle_peers));
+    absl::Status measured = MeasureIdlePeers(large_size, absl::GetFlag(FLAGS_idle_peers));
     if (!measured.ok()) return Fail(measured);
   }
   return 0;
