@@ -4,7 +4,9 @@
 // A heartbeat is an AnnounceState("up") request to each member, all at once, each
 // bounded by `timeout`; the member records the state (NodeStates), and its sealed
 // reply tells this node that the member is up. The first round is sent at once,
-// so a restarted node clears its maintenance state on the members.
+// so a restarted node clears its maintenance state on the members. A member whose
+// calls keep failing is called less often (HeartbeatSchedule) until it is heard
+// from again.
 //
 //   Heartbeat heartbeat(options, &peers, &states, [&] { return reloader.config(); });
 //   supervisor.Add("heartbeat", [&](const StopSignal& stop) { return heartbeat.Run(...); });
@@ -12,6 +14,8 @@
 #ifndef OMD_CLUSTER_HEARTBEAT_H_
 #define OMD_CLUSTER_HEARTBEAT_H_
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "cluster/heartbeat_schedule.h"
 #include "cluster/node_states.h"
 #include "cluster/peers.h"
 #include "config/node_config.h"
@@ -35,6 +40,7 @@ class Heartbeat {
     // Adds what else each announcement tells (this node's monitors); may be
     // empty.
     std::function<void(v1::AnnounceStateRequest*)> describe;
+    HeartbeatSchedule::Options schedule;
   };
 
   // `config` returns the configuration in use (its members, this node's name).
@@ -54,12 +60,17 @@ class Heartbeat {
   std::vector<std::string> AnnounceToLiveMembers(NodeState state, absl::Duration bound);
 
  private:
-  std::vector<std::string> Announce(NodeState state, absl::Duration bound, bool live_only);
+  // Announces `state` to the members `include` accepts, and records each call's
+  // outcome in `schedule_` as round `round`'s.
+  std::vector<std::string> Announce(NodeState state, absl::Duration bound, int64_t round,
+                                    const std::function<bool(const std::string&)>& include);
 
   const Options options_;
   Peers* const peers_;
   NodeStates* const states_;
   const std::function<std::shared_ptr<const config::NodeConfig>()> config_;
+  HeartbeatSchedule schedule_;
+  std::atomic<int64_t> round_{0};  // routine rounds sent; advanced by Run only
 };
 
 }  // namespace omd::cluster

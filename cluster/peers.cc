@@ -184,6 +184,14 @@ std::string Peers::TargetOf(absl::string_view node) const {
   return TargetLocked(node);
 }
 
+void Peers::Disconnect(absl::string_view node) {
+  sync::MutexLock lock(&mutex_);
+  auto it = peers_.find(node);
+  if (it == peers_.end() || !config_.has_value()) return;
+  it->second.client = nullptr;
+  channels_.erase(TargetLocked(node));
+}
+
 int Peers::RefusalsInARow(absl::string_view node) const {
   sync::MutexLock lock(&mutex_);
   auto it = peers_.find(node);

@@ -156,6 +156,12 @@ class Peers {
   // The peer's refusals in a row, as counted here.
   int RefusalsInARow(absl::string_view node) const;
 
+  // Lets go of the peer's client and of its target's channel: a channel to a
+  // peer that is down keeps reconnecting (every `max_reconnect_backoff`), which
+  // is wasted on a peer that is not called for a while. Calls in flight keep
+  // theirs; the next call makes new ones. Its refusal count stays.
+  void Disconnect(absl::string_view node);
+
  private:
   struct Peer {
     std::shared_ptr<client::AgentClient> client;  // null: made at the next call

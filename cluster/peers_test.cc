@@ -80,7 +80,7 @@ class PeersTest : public ::testing::Test {
 
   void TearDown() override {
     if (node1_ != nullptr) {
-      EXPECT_TRUE(node1_->Stop().ok());
+      EXPECT_EQ(node1_->Stop(), absl::OkStatus());
     }
   }
 
@@ -215,6 +215,28 @@ TEST_F(PeersTest, AnUnreachablePeerIsNotHeld) {
   }
   EXPECT_EQ(peers.RefusalsInARow("node3"), 0);
   EXPECT_TRUE(Status(peers).ok());
+}
+
+// node1's count of the connections it accepted, asked through `peers`.
+int64_t Node1Accepted(Peers& peers) {
+  absl::StatusOr<v1::DaemonStatusReply> status = peers.Call<v1::DaemonStatusReply>(
+      "node1", "DaemonStatus", v1::DaemonStatusRequest(), absl::Seconds(10));
+  EXPECT_TRUE(status.ok()) << status.status();
+  return status.ok() ? static_cast<int64_t>(status->listener().accepted()) : -1;
+}
+
+// Disconnect lets the connection go: the next call makes a new one, and works.
+TEST_F(PeersTest, DisconnectLetsTheConnectionGoAndTheNextCallMakesOne) {
+  Peers peers(Options());
+  peers.SetConfig(Node2Config());
+  const int64_t accepted = Node1Accepted(peers);
+  ASSERT_GT(accepted, 0);
+  EXPECT_EQ(Node1Accepted(peers), accepted);  // the same connection
+  peers.Disconnect("node1");
+  EXPECT_EQ(Node1Accepted(peers), accepted + 1);
+  EXPECT_EQ(Node1Accepted(peers), accepted + 1);
+  EXPECT_TRUE(Status(peers).ok());
+  peers.Disconnect("node9");  // never called: nothing to let go
 }
 
 // Calls from many threads while the configuration changes under them.
