@@ -470,14 +470,15 @@ int Run() {
     std::fflush(stdout);
     absl::SleepFor(absl::GetFlag(FLAGS_hold));
   }
-  std::printf("idle CPU, subtracted from each round's:");
+  std::printf("idle CPU (and threads), subtracted from each round's:");
   for (Target* target : targets) {
     absl::StatusOr<double> before = ProcessCpuSeconds(target->pid);
     absl::SleepFor(absl::Seconds(3));
-    absl::StatusOr<double> after = ProcessCpuSeconds(target->pid);
+    absl::StatusOr<ProcessStats> after = ReadProcessStats(target->pid, false);
     if (!before.ok() || !after.ok()) return Fail(before.ok() ? after.status() : before.status());
-    target->idle_cpu_rate = (*after - *before) / 3;
-    std::printf(" %s %.1f%%", target->name.c_str(), 100 * target->idle_cpu_rate);
+    target->idle_cpu_rate = (after->cpu_seconds - *before) / 3;
+    std::printf(" %s %.1f%% (%d)", target->name.c_str(), 100 * target->idle_cpu_rate,
+                after->threads);
   }
   std::printf("\n");
 
