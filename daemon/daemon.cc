@@ -157,6 +157,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options given) {
   gate.on_blacklisted_message = [listener_ptr](uint64_t connection_id) {
     listener_ptr->HoldBackConnection(connection_id);
   };
+  gate.on_blacklist_cleared = [listener_ptr] { listener_ptr->ReleaseHeldConnections(); };
   daemon->gate_ = std::make_unique<server::Gate>(
       std::move(gate), MakeClusterView(node, options.unencrypted_for_benchmark),
       daemon->blacklist_.get(), daemon->replay_guard_.get(), daemon->address_book_.get(),

@@ -298,6 +298,15 @@ class ConnectionGuard::Loop {
     UpdateInterest(connection);
   }
 
+  void ReleaseHolds() {
+    for (auto& [id, connection] : connections_) {
+      connection->holds = 0;
+      if (!connection->held || connection->client_fd < 0) continue;
+      connection->held = false;
+      UpdateInterest(*connection);
+    }
+  }
+
   // Not at once: the refusal that got the source banned must reach it first.
   void CloseConnectionsFrom(const IpAddress& source_key) {
     closing_sources_.emplace_back(source_key, MonotonicNow() + kBannedSourceGrace);
@@ -949,6 +958,10 @@ void ConnectionGuard::Stop() {
 
 void ConnectionGuard::HoldBack(uint64_t id) {
   Post([id](Loop& loop) { loop.HoldBack(id, MonotonicNow()); });
+}
+
+void ConnectionGuard::ReleaseHolds() {
+  Post([](Loop& loop) { loop.ReleaseHolds(); });
 }
 
 void ConnectionGuard::CloseConnectionsFrom(const IpAddress& source_key) {

@@ -184,6 +184,9 @@ class ConnectionGuard {
   // from it), gets a few messages a second per connection to the gate. Replies
   // still flow; its other connections, and everyone else's, go on. Asynchronous.
   void HoldBack(uint64_t id);
+  // Ends every hold, and starts each connection's next one at 250 ms again (the
+  // blacklist was cleared: its senders are welcome again). Asynchronous.
+  void ReleaseHolds();
   // Closes the TCP connections accepted so far, once `grace` has passed (e.g.
   // when the port is closed on purpose). Control channel ones are not the
   // guard's. Asynchronous.

@@ -373,6 +373,21 @@ TEST_F(ConnectionGuardTest, HoldBackLeavesAConnectionsBytesUnreadForAWhile) {
   }
   EXPECT_EQ(guard_->stats().held_back, 2u);
   EXPECT_TRUE(StaysOpen(held));
+  // Released, a held connection is read at once, and its next hold is 250 ms
+  // again, not 1 s.
+  guard_->HoldBack(info->id);
+  absl::SleepFor(absl::Milliseconds(30));
+  const std::string request = Frame(1, 4, 1, 30);
+  SendAll(held, request);
+  EXPECT_EQ(ReadFor(held_sink, absl::Milliseconds(100)).bytes, "");
+  guard_->ReleaseHolds();
+  EXPECT_EQ(ReadFor(held_sink, absl::Milliseconds(150), request.size()).bytes, request);
+  guard_->HoldBack(info->id);
+  absl::SleepFor(absl::Milliseconds(30));
+  const absl::Time sent = absl::Now();
+  SendAll(held, request);
+  EXPECT_EQ(ReadFor(held_sink, absl::Seconds(5), request.size()).bytes, request);
+  EXPECT_LT(absl::Now() - sent, absl::Milliseconds(600));
   // An unknown or closed connection is ignored.
   guard_->HoldBack(info->id + 1000);
   EXPECT_TRUE(StaysOpen(bystander));

@@ -54,6 +54,12 @@ std::shared_ptr<const ClusterView> Gate::cluster_view() const {
   return view_;
 }
 
+size_t Gate::ClearBlacklist() {
+  const size_t cleared = blacklist_->Clear();
+  if (options_.on_blacklist_cleared) options_.on_blacklist_cleared();
+  return cleared;
+}
+
 absl::StatusOr<Gate::Peer> Gate::ResolvePeer(absl::string_view grpc_peer) const {
   if (directory_ != nullptr) {
     if (std::optional<net::ConnectionInfo> info = directory_->Find(grpc_peer)) {

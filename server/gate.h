@@ -94,6 +94,9 @@ class Gate {
     // (net::ConnectionGuard::HoldBack), so that the sender's next messages cost
     // nothing for a while. Not called for connections gRPC accepted itself.
     std::function<void(uint64_t connection_id)> on_blacklisted_message;
+    // Called when the blacklist is cleared (ClearBlacklist): held connections
+    // should be read again at once.
+    std::function<void()> on_blacklist_cleared;
   };
 
   // Everything pointed to must outlive the gate; `directory` may be null (calls
@@ -126,6 +129,9 @@ class Gate {
   std::shared_ptr<const ClusterView> cluster_view() const;
 
   Blacklist& blacklist() { return *blacklist_; }
+  // Clears the blacklist, then tells on_blacklist_cleared. Returns the number of
+  // entries removed.
+  size_t ClearBlacklist();
   RefusalLog& refusals() { return refusals_; }
 
   // Envelopes the gate tried to open: proves that dropped ones never were.

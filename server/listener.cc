@@ -260,6 +260,10 @@ void Listener::HoldBackConnection(uint64_t connection_id) {
   if (guard_ != nullptr) guard_->HoldBack(connection_id);
 }
 
+void Listener::ReleaseHeldConnections() {
+  if (guard_ != nullptr) guard_->ReleaseHolds();
+}
+
 void Listener::CloseConnectionsFrom(const net::IpAddress& source) {
   if (guard_ != nullptr) guard_->CloseConnectionsFrom(source);
 }

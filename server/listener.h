@@ -139,6 +139,8 @@ class Listener : public net::ConnectionSink, public net::ConnectionPolicy {
   void CloseConnectionsFrom(const net::IpAddress& source);
   // net::ConnectionGuard::HoldBack, for the gate's blacklisted senders.
   void HoldBackConnection(uint64_t connection_id);
+  // net::ConnectionGuard::ReleaseHolds, once the blacklist is cleared.
+  void ReleaseHeldConnections();
   // Has the kernel drop these sources' connection attempts (replaces the list).
   void DropSources(std::vector<net::IpAddress> sources);
   net::ConnectionGuard::Stats connection_stats() const;

@@ -34,7 +34,7 @@ absl::Status AddListenerHandlers(Gate* gate, DequeueRunner* dequeue_runner,
       [gate](const Caller& caller,
              const v1::BlacklistClearRequest&) -> absl::StatusOr<v1::BlacklistClearReply> {
         v1::BlacklistClearReply reply;
-        reply.set_cleared(static_cast<uint32_t>(gate->blacklist().Clear()));
+        reply.set_cleared(static_cast<uint32_t>(gate->ClearBlacklist()));
         OMD_LOG(INFO, "blacklist cleared by %s at %s (%d entries)", caller.nodename,
                 caller.address, reply.cleared());
         return reply;
