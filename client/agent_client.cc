@@ -346,8 +346,17 @@ void AgentClient::CallRawAsync(absl::string_view method_name,
   grpc::internal::CallbackUnaryCall<v1::Envelope, v1::Envelope>(
       channel_.get(), call->method, &call->context, &call->sealed, &call->reply,
       [this, call, on_done = std::move(on_done)](grpc::Status status) {
-        std::unique_ptr<PendingCall> owned(call);
-        on_done(status.ok() ? FinishCall(*owned) : rpc::FromGrpcStatus(status));
+        absl::StatusOr<std::string> result;
+        {
+          std::unique_ptr<PendingCall> owned(call);
+          result = status.ok() ? FinishCall(*owned) : rpc::FromGrpcStatus(status);
+        }
+        // The call's context, and the reference on the channel it holds, are
+        // gone before on_done: a caller that then drops the client drops the
+        // channel itself. Else the channel's last reference went here, on
+        // gRPC's thread, whose teardown raced the process's exit (TSan: a
+        // callback thread left unjoined).
+        on_done(std::move(result));
       });
 }
 
