@@ -257,7 +257,7 @@ TEST_F(GateTest, ABlockedOutsiderIsRefusedAtTheConnection) {
   EXPECT_GT(daemon_->listener().connection_stats().refused_by_policy, refused_before);
   // Another source is not affected; a clear lifts the ban.
   EXPECT_TRUE(BlacklistStatus(*Client(ChannelFrom("127.0.0.6"), "node2")).ok());
-  daemon_->gate().blacklist().Clear();
+  daemon_->gate().ClearBlacklist();
   EXPECT_TRUE(BlacklistStatus(*Client(ChannelFrom("127.0.0.5"), "node2")).ok());
 }
 

@@ -58,6 +58,7 @@ struct BlacklistEntry {
   Sender sender;
   uint32_t invalid_messages = 0;
   bool blocked = false;
+  std::string address;  // sender.source as text ("10.0.0.7", "2001:db8:1:2::/64")
 };
 
 class Blacklist {

@@ -128,7 +128,8 @@ class Gate {
   void SetClusterView(std::shared_ptr<const ClusterView> view);
   std::shared_ptr<const ClusterView> cluster_view() const;
 
-  Blacklist& blacklist() { return *blacklist_; }
+  // Read only: a clear goes through ClearBlacklist, which also ends the holds.
+  const Blacklist& blacklist() const { return *blacklist_; }
   // Clears the blacklist, then tells on_blacklist_cleared. Returns the number of
   // entries removed.
   size_t ClearBlacklist();

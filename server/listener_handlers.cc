@@ -21,7 +21,7 @@ absl::Status AddListenerHandlers(Gate* gate, DequeueRunner* dequeue_runner,
             for (const BlacklistEntry& entry : gate->blacklist().Entries()) {
               v1::BlacklistEntry* out = reply.add_entries();
               out->set_nodename(entry.sender.nodename);
-              out->set_address(entry.sender.source.ToString());
+              out->set_address(entry.address);
               out->set_invalid_messages(entry.invalid_messages);
               out->set_blocked(entry.blocked);
             }
